@@ -1,0 +1,141 @@
+//! HTTP routes: what Grafana calls, with the official service's status codes and a
+//! one-line plain-text reason on every error.
+
+pub mod auth;
+pub mod params;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::browser::BrowserState;
+use crate::error::RenderError;
+use crate::render::Renderer;
+use auth::{AuthOutcome, TokenCheck};
+use params::{Limits, ParamError};
+
+/// The version Grafana's capability checks read from `/render/version`. Grafana gates
+/// features on it (PDF needs ≥ 3.10.0); the official Go service reports this value.
+pub const COMPATIBLE_RENDERER_VERSION: &str = "5.0.0";
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub renderer: Arc<Renderer>,
+    pub tokens: TokenCheck,
+    pub limits: Limits,
+}
+
+/// Builds the router with all routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .route("/render", get(render))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(protected)
+        .route("/render/version", get(render_version))
+        .route("/healthz", get(|| async { "OK" }))
+        .route("/version", get(version))
+        .route("/", get(|| async { "Grafana Image Renderer (grender)" }))
+        .fallback(not_found)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            text_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error (a bug in grender; please report it)")
+        }))
+        .with_state(state)
+}
+
+/// A plain-text error answer, like Go's `http.Error`.
+pub fn text_error(status: StatusCode, message: &str) -> Response {
+    let mut resp = (status, format!("{message}\n")).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    resp
+}
+
+async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let header = req.headers().get("x-auth-token").map(|v| v.as_bytes());
+    match state.tokens.check(header) {
+        AuthOutcome::Valid | AuthOutcome::MissingButAllowed => next.run(req).await,
+        AuthOutcome::Missing => text_error(
+            StatusCode::UNAUTHORIZED,
+            "Missing X-Auth-Token header: set Grafana's [rendering] renderer_token (GF_RENDERING_RENDERER_TOKEN) \
+             to one of grender's server.auth-token values (AUTH_TOKEN)",
+        ),
+        AuthOutcome::Invalid => text_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized: X-Auth-Token matches none of grender's server.auth-token values; \
+             it must equal Grafana's [rendering] renderer_token",
+        ),
+    }
+}
+
+async fn render(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let started = Instant::now();
+    let lang = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    let req = match params::parse_render_query(query.as_deref().unwrap_or(""), lang, &state.limits) {
+        Ok(req) => req,
+        Err(ParamError::Bad(m)) => return text_error(StatusCode::BAD_REQUEST, &m),
+        Err(ParamError::Forbidden(m)) => return text_error(StatusCode::FORBIDDEN, &m),
+        Err(ParamError::Unsupported(m)) => return text_error(StatusCode::NOT_IMPLEMENTED, &m),
+    };
+    let target = redact_target(&req.url);
+    match state.renderer.render(&req).await {
+        Ok(capture) => {
+            tracing::info!(url = %target, mode = ?capture.mode, bytes = capture.png.len(),
+                ms = started.elapsed().as_millis() as u64, "rendered");
+            ([(header::CONTENT_TYPE, "image/png")], capture.png).into_response()
+        }
+        Err(err) => {
+            tracing::warn!(url = %target, status = err.status(), ms = started.elapsed().as_millis() as u64, "render failed: {err}");
+            error_response(&err)
+        }
+    }
+}
+
+/// The HTTP answer for a failed render.
+pub fn error_response(err: &RenderError) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = text_error(status, &err.to_string());
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    resp
+}
+
+/// The target URL without its query, which may carry tokens: fit for logs.
+fn redact_target(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "<unparseable url>".into(),
+    }
+}
+
+async fn render_version() -> Response {
+    let body = format!("{{\"version\": \"{COMPATIBLE_RENDERER_VERSION}\"}}");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn version(State(state): State<Arc<AppState>>) -> Response {
+    let browser = match state.renderer.browsers().state() {
+        BrowserState::Ready(b) => b.version.clone(),
+        BrowserState::Starting => "starting".into(),
+        BrowserState::Failed(m) => format!("unavailable ({m})"),
+        BrowserState::Stopped => "stopped".into(),
+    };
+    format!("grender {}\nbrowser {browser}\n", env!("CARGO_PKG_VERSION")).into_response()
+}
+
+async fn not_found() -> Response {
+    text_error(StatusCode::NOT_FOUND, "not found; grender serves /render, /render/version, /healthz and /version")
+}

@@ -1,0 +1,192 @@
+//! Starting one Chromium process so that it can never outlive grender.
+//!
+//! We spawn Chromium ourselves (rather than letting the CDP crate do it) to get three
+//! things: its own process group, so the whole tree is killed with one `killpg`;
+//! `PR_SET_PDEATHSIG`, so the kernel kills it even when grender is SIGKILLed; and its
+//! stderr drained into our logs for the whole of its life.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+/// How to start Chromium.
+#[derive(Debug, Clone)]
+pub struct LaunchOptions {
+    /// The real Chromium binary (not a shell wrapper that does not `exec`).
+    pub path: PathBuf,
+    /// User flags from browser.flag, added after ours so they can override.
+    pub extra_flags: Vec<String>,
+    /// The process's TZ, the default for every render.
+    pub timezone: String,
+    /// How long Chromium may take to open its DevTools socket.
+    pub launch_timeout: Duration,
+}
+
+/// A running Chromium tree. Dropping it kills the tree and reaps the main process.
+pub struct ChromiumProcess {
+    child: Child,
+    reaped: bool,
+    _profile: tempfile::TempDir,
+}
+
+impl ChromiumProcess {
+    /// The browser process id (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills every process of the tree and reaps the main one; safe to call twice.
+    pub fn kill_tree(&mut self) {
+        if self.reaped {
+            // The pid may already belong to someone else.
+            return;
+        }
+        self.reaped = true;
+        let pgid = self.child.id() as libc::pid_t;
+        // SAFETY: killpg only sends a signal; the group is the one we created at spawn.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChromiumProcess {
+    fn drop(&mut self) {
+        self.kill_tree();
+    }
+}
+
+/// Flags every render depends on. The network ones keep Chromium from calling home,
+/// which on a closed network floods it with failing connections.
+fn base_flags(profile: &std::path::Path) -> Vec<String> {
+    let mut flags: Vec<String> = [
+        "--headless",
+        "--remote-debugging-port=0",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-renderer-backgrounding",
+        "--disable-background-timer-throttling",
+        "--disable-backgrounding-occluded-windows",
+        "--disable-ipc-flooding-protection",
+        "--disable-hang-monitor",
+        "--disable-breakpad",
+        "--disable-domain-reliability",
+        "--disable-client-side-phishing-detection",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-component-extensions-with-background-pages",
+        "--disable-popup-blocking",
+        "--disable-prompt-on-repost",
+        "--metrics-recording-only",
+        "--password-store=basic",
+        "--use-mock-keychain",
+        "--disable-features=Translate,MediaRouter,OptimizationHints",
+        "--hide-scrollbars",
+        "--mute-audio",
+        "--force-color-profile=srgb",
+        "--font-render-hinting=none",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        flags.push("--no-sandbox".into());
+    }
+    flags.push(format!("--user-data-dir={}", profile.display()));
+    flags
+}
+
+/// Starts Chromium and returns it with its DevTools websocket URL.
+pub async fn launch(opts: &LaunchOptions) -> Result<(ChromiumProcess, String), String> {
+    let profile = tempfile::Builder::new()
+        .prefix("grender-chromium-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a profile directory: {e}"))?;
+    let mut cmd = Command::new(&opts.path);
+    cmd.args(base_flags(profile.path()))
+        .args(&opts.extra_flags)
+        .arg("about:blank")
+        .env("TZ", &opts.timezone)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", opts.path.display()))?;
+    let stderr = child.stderr.take();
+    let mut process = ChromiumProcess { child, reaped: false, _profile: profile };
+
+    let (tx, rx) = oneshot::channel::<Result<String, String>>();
+    let Some(stderr) = stderr else {
+        return Err("Chromium's stderr was not captured".into());
+    };
+    let pid = process.pid();
+    std::thread::Builder::new()
+        .name(format!("chromium-{pid}-stderr"))
+        .spawn(move || drain_stderr(stderr, tx))
+        .map_err(|e| format!("cannot start the stderr reader: {e}"))?;
+
+    match tokio::time::timeout(opts.launch_timeout, rx).await {
+        Ok(Ok(Ok(ws))) => Ok((process, ws)),
+        Ok(Ok(Err(msg))) => {
+            process.kill_tree();
+            Err(msg)
+        }
+        Ok(Err(_)) => {
+            process.kill_tree();
+            Err("Chromium exited before opening its DevTools socket".into())
+        }
+        Err(_) => {
+            process.kill_tree();
+            Err(format!("Chromium did not open its DevTools socket within {:?}", opts.launch_timeout))
+        }
+    }
+}
+
+/// Reads Chromium's stderr for its whole life: first the websocket URL, then log lines.
+fn drain_stderr(stderr: std::process::ChildStderr, tx: oneshot::Sender<Result<String, String>>) {
+    let mut tx = Some(tx);
+    let mut tail: Vec<String> = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if let Some(ws) = line.strip_prefix("DevTools listening on ") {
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(Ok(ws.trim().to_string()));
+            }
+            continue;
+        }
+        tracing::debug!(target: "chromium", "{line}");
+        if tx.is_some() {
+            tail.push(line);
+            if tail.len() > 5 {
+                tail.remove(0);
+            }
+        }
+    }
+    if let Some(tx) = tx.take() {
+        let detail = if tail.is_empty() { "no output".to_string() } else { tail.join(" | ") };
+        let _ = tx.send(Err(format!("Chromium exited before it was ready: {detail}")));
+    }
+}

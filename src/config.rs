@@ -1,0 +1,412 @@
+//! Every option of the service, with the official Go renderer's names.
+//!
+//! Sources, highest precedence first: command-line flag, environment variable,
+//! then `config.yaml` / `config.yml` / `config.json` in the working directory
+//! (or the file named by `--config`). Keys in the file are the flag names,
+//! either dotted (`server.addr: ":8081"`) or nested (`server: {addr: ...}`).
+//!
+//! The file is layered in by re-parsing: after a first parse we know which
+//! options the user gave on the command line or in the environment; every
+//! other option found in the file is appended as `--name=value` and the
+//! arguments are parsed again. Clap then does all type checking in one place.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::duration::parse_duration;
+
+/// The command line of the `grender` binary.
+#[derive(Debug, Parser)]
+#[command(name = "grender", version, about = "A fast, drop-in replacement for Grafana's image renderer")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What the binary is asked to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP render service that Grafana's `[rendering] server_url` points at.
+    Server(Box<ServerOptions>),
+}
+
+/// Options of `grender server`. Names follow the official Go service.
+#[derive(Debug, Clone, Args)]
+pub struct ServerOptions {
+    /// Config file (YAML or JSON). Default: config.yaml, config.yml or config.json in the working directory.
+    #[arg(long = "config", env = "GRENDER_CONFIG")]
+    pub config_file: Option<PathBuf>,
+
+    /// Log level: debug, info, warn or error.
+    #[arg(long = "log.level", env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format: text or json.
+    #[arg(long = "log.format", env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Address to listen on: ":8081", "127.0.0.1:8081" or "[::1]:8081".
+    #[arg(long = "server.addr", env = "SERVER_ADDR", default_value = ":8081", value_parser = parse_listen_addr)]
+    pub addr: SocketAddr,
+
+    /// Accepted X-Auth-Token values (Grafana's [rendering] renderer_token). Comma-separated in the environment.
+    #[arg(long = "server.auth-token", env = "AUTH_TOKEN", default_value = "-", value_delimiter = ',', action = ArgAction::Append)]
+    pub auth_tokens: Vec<String>,
+
+    /// Accept requests that carry no X-Auth-Token at all, for Grafana releases from before the
+    /// 2022 token fix (7.x, early 8.x). A wrong token is still refused.
+    #[arg(long = "server.allow-missing-token", env = "SERVER_ALLOW_MISSING_TOKEN", default_value = "false",
+          num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub allow_missing_token: bool,
+
+    /// Origins (scheme://host[:port]) that render URLs may point at; empty allows any http(s) URL.
+    #[arg(long = "server.allowed-origin", env = "SERVER_ALLOWED_ORIGINS", value_delimiter = ',', action = ArgAction::Append)]
+    pub allowed_origins: Vec<String>,
+
+    /// Encoding used when a request names none (older Grafana sends an empty one and wants PNG).
+    #[arg(long = "api.default-encoding", env = "API_DEFAULT_ENCODING", default_value = "png", value_parser = ["png", "pdf"])]
+    pub default_encoding: String,
+
+    /// Chromium binary. Default: CHROME_BIN, else the first of chromium-headless-shell, chromium,
+    /// chromium-browser, google-chrome found.
+    #[arg(long = "browser.path", env = "BROWSER_PATH")]
+    pub browser_path: Option<PathBuf>,
+
+    /// Extra Chromium flags; one value may hold several ("--a=1 --b").
+    #[arg(long = "browser.flag", env = "BROWSER_FLAG", action = ArgAction::Append)]
+    pub browser_flags: Vec<String>,
+
+    /// Default time zone of renders (IANA name). Also read from TZ.
+    #[arg(long = "browser.timezone", env = "BROWSER_TIMEZONE")]
+    pub timezone: Option<String>,
+
+    /// Smallest and default viewport width.
+    #[arg(long = "browser.min-width", env = "BROWSER_MIN_WIDTH", default_value_t = 1000)]
+    pub min_width: i64,
+    /// Smallest and default viewport height.
+    #[arg(long = "browser.min-height", env = "BROWSER_MIN_HEIGHT", default_value_t = 500)]
+    pub min_height: i64,
+    /// Largest viewport width; negative means no limit.
+    #[arg(long = "browser.max-width", env = "BROWSER_MAX_WIDTH", default_value_t = 3000, allow_negative_numbers = true)]
+    pub max_width: i64,
+    /// Largest viewport height; negative means no limit (full-page captures are not capped by it).
+    #[arg(long = "browser.max-height", env = "BROWSER_MAX_HEIGHT", default_value_t = 3000, allow_negative_numbers = true)]
+    pub max_height: i64,
+    /// Default device scale factor of renders.
+    #[arg(long = "browser.page-scale-factor", env = "BROWSER_PAGE_SCALE_FACTOR", default_value_t = 1.0)]
+    pub page_scale_factor: f64,
+    /// Requests asking for a larger scale factor are clamped to this.
+    #[arg(long = "browser.max-page-scale-factor", env = "BROWSER_MAX_PAGE_SCALE_FACTOR", default_value_t = 4.0)]
+    pub max_page_scale_factor: f64,
+    /// Emulate a portrait screen instead of landscape.
+    #[arg(long = "browser.portrait", env = "BROWSER_PORTRAIT", default_value = "false",
+          num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub portrait: bool,
+
+    /// How long a render may wait for the page to report that its panels are drawn.
+    #[arg(long = "browser.readiness.timeout", env = "BROWSER_READINESS_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub readiness_timeout: Duration,
+    /// How long to wait for any Grafana readiness signal before treating the page as a plain page.
+    #[arg(long = "browser.readiness.give-up-on-first-query", env = "BROWSER_READINESS_GIVE_UP_ON_FIRST_QUERY",
+          default_value = "3s", value_parser = parse_duration)]
+    pub give_up_on_first_query: Duration,
+
+    /// Renders running at once; the rest wait in the queue.
+    #[arg(long = "render.concurrency", env = "RENDER_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Requests allowed to wait for a render slot; more are refused with 429.
+    #[arg(long = "render.queue-size", env = "RENDER_QUEUE_SIZE", default_value_t = 200)]
+    pub queue_size: usize,
+    /// Deadline of a request that carries no `timeout` (or `timeout=0`).
+    #[arg(long = "render.default-timeout", env = "RENDER_DEFAULT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub default_timeout: Duration,
+    /// Largest picture in pixels (width × height × scale²); larger explicit sizes are refused, full pages are cut.
+    #[arg(long = "render.max-pixels", env = "RENDER_MAX_PIXELS", default_value_t = 60_000_000)]
+    pub max_pixels: u64,
+}
+
+/// Parses Go-style listen addresses, where ":8081" means every interface.
+fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
+    full.parse()
+        .map_err(|_| format!("'{s}' is not a listen address; use ':8081', '127.0.0.1:8081' or '[::1]:8081'"))
+}
+
+/// A checked option problem, printed as one line before exiting with code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ServerOptions {
+    /// Cross-option checks that clap cannot express; gives the message a user needs to fix it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
+        if self.min_width < 100 || self.min_height < 100 {
+            return bad("browser.min-width and browser.min-height must be at least 100".into());
+        }
+        if self.max_width >= 0 && self.max_width < self.min_width {
+            return bad(format!("browser.max-width ({}) is below browser.min-width ({})", self.max_width, self.min_width));
+        }
+        if self.max_height >= 0 && self.max_height < self.min_height {
+            return bad(format!("browser.max-height ({}) is below browser.min-height ({})", self.max_height, self.min_height));
+        }
+        let (psf, max) = (self.page_scale_factor, self.max_page_scale_factor);
+        if !(psf.is_finite() && psf > 0.0 && max.is_finite() && max > 0.0) {
+            return bad("browser.page-scale-factor and browser.max-page-scale-factor must be positive numbers".into());
+        }
+        if psf > max {
+            return bad(format!("browser.page-scale-factor ({psf}) is above browser.max-page-scale-factor ({max})"));
+        }
+        if self.auth_tokens.iter().all(|t| t.is_empty()) {
+            return bad("server.auth-token is empty; set it to Grafana's [rendering] renderer_token".into());
+        }
+        if self.concurrency == Some(0) {
+            return bad("render.concurrency must be at least 1".into());
+        }
+        for origin in &self.allowed_origins {
+            match url::Url::parse(origin) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => return bad(format!("server.allowed-origin '{origin}' is not an http(s) origin like http://grafana:3000")),
+            }
+        }
+        if let Some(path) = &self.browser_path
+            && !path.exists()
+            && which(path.as_os_str().to_string_lossy().as_ref()).is_none()
+        {
+            return bad(format!("browser.path '{}' does not exist", path.display()));
+        }
+        Ok(())
+    }
+
+    /// The time zone renders use unless the request names a valid one.
+    pub fn default_timezone(&self) -> String {
+        self.timezone
+            .clone()
+            .or_else(|| std::env::var("TZ").ok())
+            .map(|tz| tz.trim_start_matches(':').to_string())
+            .filter(|tz| !tz.is_empty())
+            .unwrap_or_else(|| "Etc/UTC".to_string())
+    }
+
+    /// Renders running at once: two per core, the knee measured in STACK.md on 2 cores.
+    pub fn effective_concurrency(&self) -> usize {
+        self.concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4))
+    }
+
+    /// The Chromium binary to launch, or why none was found.
+    pub fn resolve_browser(&self) -> Result<PathBuf, ConfigError> {
+        if let Some(path) = &self.browser_path {
+            return which(path.as_os_str().to_string_lossy().as_ref())
+                .ok_or_else(|| ConfigError(format!("browser.path '{}' was not found", path.display())));
+        }
+        if let Some(bin) = std::env::var_os("CHROME_BIN").filter(|b| !b.is_empty()) {
+            let bin = bin.to_string_lossy().to_string();
+            return which(&bin).ok_or_else(|| ConfigError(format!("CHROME_BIN '{bin}' was not found")));
+        }
+        // The real binaries first: Debian's /usr/bin wrappers for the shell do not `exec`,
+        // so a kill of the wrapper would orphan Chromium.
+        const CANDIDATES: [&str; 6] = [
+            "/usr/lib/chromium/chromium-headless-shell",
+            "chromium-headless-shell",
+            "/usr/lib/chromium/chromium",
+            "chromium",
+            "chromium-browser",
+            "google-chrome",
+        ];
+        CANDIDATES.iter().find_map(|c| which(c)).ok_or_else(|| {
+            ConfigError(
+                "no Chromium found: install it (Debian/Ubuntu: apt-get install chromium-headless-shell) \
+                 or set browser.path / BROWSER_PATH"
+                    .into(),
+            )
+        })
+    }
+}
+
+/// Finds an executable by path or on PATH.
+fn which(name: &str) -> Option<PathBuf> {
+    let is_exe = |p: &Path| p.is_file();
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return is_exe(&p).then_some(p);
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| is_exe(p))
+}
+
+/// Parses the command line, layering the config file under flags and env vars.
+pub fn parse_cli<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let argv: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let first = Cli::command().try_get_matches_from(&argv)?;
+    let Some(("server", server)) = first.subcommand() else {
+        return Cli::from_arg_matches(&first);
+    };
+    let explicit = server.get_one::<PathBuf>("config_file").cloned();
+    let file = match load_config_file(explicit.as_deref()) {
+        Ok(file) => file,
+        Err(msg) => return Err(Cli::command().error(clap::error::ErrorKind::Io, msg)),
+    };
+    if file.is_empty() {
+        return Cli::from_arg_matches(&first);
+    }
+    let cmd = Cli::command();
+    let server_cmd = cmd.find_subcommand("server").expect("server subcommand exists");
+    let mut extra = Vec::new();
+    for (key, values) in file {
+        let Some(arg) = server_cmd.get_arguments().find(|a| a.get_long() == Some(key.as_str())) else {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::UnknownArgument,
+                format!("unknown option '{key}' in the config file"),
+            ));
+        };
+        let given = matches!(
+            server.value_source(arg.get_id().as_str()),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        if !given {
+            extra.extend(values.into_iter().map(|v| std::ffi::OsString::from(format!("--{key}={v}"))));
+        }
+    }
+    let mut full = argv;
+    full.extend(extra);
+    let second = Cli::command().try_get_matches_from(full)?;
+    Cli::from_arg_matches(&second)
+}
+
+/// Reads the config file into `dotted.key → values`; an absent default file is empty.
+fn load_config_file(explicit: Option<&Path>) -> Result<Vec<(String, Vec<String>)>, String> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => match ["config.yaml", "config.yml", "config.json"].iter().map(PathBuf::from).find(|p| p.is_file()) {
+            Some(p) => p,
+            None => return Ok(Vec::new()),
+        },
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    // JSON is YAML, so one parser serves both, as in the Go service.
+    let value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).map_err(|e| format!("config file {} is not valid YAML/JSON: {e}", path.display()))?;
+    let mut out = Vec::new();
+    flatten("", &value, &mut out).map_err(|e| format!("config file {}: {e}", path.display()))?;
+    Ok(out)
+}
+
+fn flatten(prefix: &str, value: &serde_yaml_ng::Value, out: &mut Vec<(String, Vec<String>)>) -> Result<(), String> {
+    use serde_yaml_ng::Value;
+    let scalar = |v: &Value| -> Result<String, String> {
+        match v {
+            Value::String(s) => Ok(s.clone()),
+            Value::Bool(b) => Ok(b.to_string()),
+            Value::Number(n) => Ok(n.to_string()),
+            _ => Err(format!("'{prefix}' must be a string, number, boolean or list of them")),
+        }
+    };
+    match value {
+        Value::Null if prefix.is_empty() => Ok(()),
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                let k = k.as_str().ok_or("keys must be strings")?;
+                let key = if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+                flatten(&key, v, out)?;
+            }
+            Ok(())
+        }
+        Value::Sequence(items) => {
+            out.push((prefix.to_string(), items.iter().map(scalar).collect::<Result<_, _>>()?));
+            Ok(())
+        }
+        other => {
+            out.push((prefix.to_string(), vec![scalar(other)?]));
+            Ok(())
+        }
+    }
+}
+
+/// Splits browser.flag values the Go way: a new flag starts at each "--".
+pub fn split_browser_flags(values: &[String]) -> Vec<String> {
+    let mut flags = Vec::new();
+    for value in values {
+        for part in value.split(" --") {
+            let part = part.trim().trim_end_matches(',').trim();
+            if part.is_empty() {
+                continue;
+            }
+            flags.push(if part.starts_with("--") { part.to_string() } else { format!("--{part}") });
+        }
+    }
+    flags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(args: &[&str]) -> ServerOptions {
+        let mut argv = vec!["grender", "server"];
+        argv.extend_from_slice(args);
+        match parse_cli(argv).expect("parses").command {
+            Command::Server(o) => *o,
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_go_service_except_png() {
+        let o = server(&["--config=/dev/null"]);
+        assert_eq!(o.addr.port(), 8081);
+        assert_eq!(o.auth_tokens, vec!["-"]);
+        assert_eq!(o.default_encoding, "png");
+        assert_eq!((o.min_width, o.min_height, o.max_width, o.max_height), (1000, 500, 3000, 3000));
+        assert_eq!(o.readiness_timeout, Duration::from_secs(30));
+        assert!(!o.allow_missing_token);
+    }
+
+    #[test]
+    fn auth_tokens_split_on_commas() {
+        let o = server(&["--config=/dev/null", "--server.auth-token=a,b", "--server.auth-token=c"]);
+        assert_eq!(o.auth_tokens, vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn file_values_apply_below_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "server:\n  addr: \":9999\"\nbrowser.min-width: 1200\nbrowser:\n  portrait: true\n").unwrap();
+        let cfg = format!("--config={}", path.display());
+        let o = server(&[&cfg, "--server.addr=127.0.0.1:7000"]);
+        assert_eq!(o.addr.port(), 7000, "flag beats file");
+        assert_eq!(o.min_width, 1200);
+        assert!(o.portrait);
+    }
+
+    #[test]
+    fn unknown_file_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"server": {"adr": ":1"}}"#).unwrap();
+        let err = parse_cli(["grender", "server", &format!("--config={}", path.display())]).unwrap_err();
+        assert!(err.to_string().contains("server.adr"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_option() {
+        let o = server(&["--config=/dev/null", "--browser.max-width=500"]);
+        assert!(o.validate().unwrap_err().to_string().contains("browser.max-width"));
+        let o = server(&["--config=/dev/null", "--browser.page-scale-factor=5"]);
+        assert!(o.validate().unwrap_err().to_string().contains("max-page-scale-factor"));
+    }
+
+    #[test]
+    fn browser_flags_split_at_double_dash() {
+        let flags = split_browser_flags(&["--a=1 --b, --c".to_string(), "--d".to_string()]);
+        assert_eq!(flags, vec!["--a=1", "--b", "--c", "--d"]);
+    }
+}

@@ -1,0 +1,95 @@
+//! grender: a fast, drop-in replacement for Grafana's image renderer.
+//!
+//! A request flows top to bottom through the modules:
+//! [`api`] (routes, auth, parsing into a [`request::RenderRequest`]) →
+//! [`render`] (queue slot and the one deadline) →
+//! [`browser`] (one supervised, warm Chromium) →
+//! [`page`] (an isolated context per render: emulation, cookie, navigation, readiness, capture).
+//! [`config`] holds every option.
+
+pub mod api;
+pub mod browser;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod page;
+pub mod render;
+pub mod request;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::AppState;
+use api::auth::TokenCheck;
+use api::params::Limits;
+use browser::{BrowserSupervisor, LaunchOptions};
+use config::{ConfigError, ServerOptions};
+use page::{PageOptions, ReadinessOptions};
+use render::Renderer;
+
+/// A configured service: the HTTP state plus the browser it renders with.
+pub struct Service {
+    pub state: Arc<AppState>,
+    pub browsers: Arc<BrowserSupervisor>,
+}
+
+impl Service {
+    /// Resolves the browser, starts its supervisor and builds the HTTP state.
+    /// Must run inside a tokio runtime.
+    pub fn start(opts: &ServerOptions) -> Result<Service, ConfigError> {
+        opts.validate()?;
+        let path = opts.resolve_browser()?;
+        let timezone = opts.default_timezone();
+        let browsers = BrowserSupervisor::start(LaunchOptions {
+            path,
+            extra_flags: config::split_browser_flags(&opts.browser_flags),
+            timezone: timezone.clone(),
+            launch_timeout: Duration::from_secs(20),
+        });
+        let page = PageOptions {
+            default_timezone: timezone,
+            readiness: ReadinessOptions {
+                timeout: opts.readiness_timeout,
+                first_signal_grace: opts.give_up_on_first_query,
+            },
+            max_pixels: opts.max_pixels,
+        };
+        let renderer = Arc::new(Renderer::new(browsers.clone(), opts.effective_concurrency(), opts.queue_size, page));
+        let allowed_origins = opts
+            .allowed_origins
+            .iter()
+            .filter_map(|o| url::Url::parse(o).ok().map(|u| u.origin()))
+            .collect();
+        let limits = Limits {
+            min_width: opts.min_width,
+            min_height: opts.min_height,
+            max_width: opts.max_width,
+            max_height: opts.max_height,
+            default_scale: opts.page_scale_factor,
+            max_scale: opts.max_page_scale_factor,
+            default_encoding: opts.default_encoding.clone(),
+            default_timeout: opts.default_timeout,
+            landscape: !opts.portrait,
+            max_pixels: opts.max_pixels,
+            allowed_origins,
+        };
+        let tokens = TokenCheck::new(&opts.auth_tokens, opts.allow_missing_token);
+        Ok(Service { state: Arc::new(AppState { renderer, tokens, limits }), browsers })
+    }
+
+    /// The axum router serving this service.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.state.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then closes Chromium.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let result = axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await;
+        self.browsers.shutdown().await;
+        result
+    }
+}

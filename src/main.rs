@@ -1,0 +1,104 @@
+//! The `grender` binary: parse options, start the service, stop cleanly on signals.
+
+use std::process::ExitCode;
+
+use grender::Service;
+use grender::config::{Command, ServerOptions, parse_cli};
+
+fn main() -> ExitCode {
+    let cli = match parse_cli(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            }
+            // One clear line, not a page of usage.
+            let text = e.to_string();
+            let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            eprintln!("grender: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Server(opts) => run_server(*opts),
+    }
+}
+
+fn run_server(opts: ServerOptions) -> ExitCode {
+    if let Err(e) = opts.validate() {
+        eprintln!("grender: {e}");
+        return ExitCode::from(2);
+    }
+    init_logging(&opts);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("grender: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let service = match Service::start(&opts) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("grender: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(opts.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("grender: cannot listen on {}: {e} (set server.addr / SERVER_ADDR)", opts.addr);
+                service.browsers.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        };
+        if opts.allow_missing_token {
+            tracing::warn!("server.allow-missing-token is on: requests without X-Auth-Token are accepted (only for Grafana releases from before the 2022 token fix)");
+        }
+        if opts.auth_tokens.iter().any(|t| t == "-") {
+            tracing::warn!("the default auth token '-' is accepted; set server.auth-token to Grafana's renderer_token");
+        }
+        tracing::info!(addr = %opts.addr, concurrency = opts.effective_concurrency(), "grender listening");
+        let browsers = service.browsers.clone();
+        tokio::spawn(async move {
+            if let Err(e) = browsers.wait_started().await {
+                tracing::error!("Chromium could not be started: {e}");
+            }
+        });
+        match service.serve(listener, shutdown_signal()).await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("server error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; finishing renders in progress"),
+        _ = int.recv() => tracing::info!("SIGINT received; finishing renders in progress"),
+    }
+}
+
+fn init_logging(opts: &ServerOptions) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{},chromiumoxide=error,chromium=warn", opts.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if opts.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,296 @@
+//! One render in one isolated browser context: open a tab, emulate the viewport, time
+//! zone and language, set the render-key cookie, navigate, wait for readiness, capture.
+
+pub mod readiness;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use base64::Engine;
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::emulation::{
+    ScreenOrientation, ScreenOrientationType, SetDeviceMetricsOverrideParams, SetTimezoneOverrideParams,
+};
+use chromiumoxide::cdp::browser_protocol::network::{Headers, SetCookieParams, SetExtraHttpHeadersParams};
+use chromiumoxide::cdp::browser_protocol::page::{
+    AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
+};
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams, EventTargetCrashed,
+};
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::js_protocol::runtime::{AddBindingParams, EventBindingCalled};
+use futures::StreamExt;
+
+use crate::browser::LiveBrowser;
+use crate::error::RenderError;
+use crate::request::{RenderRequest, Viewport};
+pub use readiness::{ReadinessMode, ReadinessOptions};
+
+/// Server-wide settings every page render needs.
+#[derive(Debug, Clone)]
+pub struct PageOptions {
+    /// Time zone used when the request names none or an invalid one.
+    pub default_timezone: String,
+    /// Readiness wait limits.
+    pub readiness: ReadinessOptions,
+    /// Cap on width × height × scale² for full-page captures.
+    pub max_pixels: u64,
+}
+
+/// The step a render is in, so a deadline error can say where the time went.
+#[derive(Debug)]
+pub struct Progress(Mutex<&'static str>);
+
+impl Progress {
+    /// Starts at `stage`.
+    pub fn new(stage: &'static str) -> Self {
+        Progress(Mutex::new(stage))
+    }
+    /// Moves to `stage`.
+    pub fn set(&self, stage: &'static str) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = stage;
+        }
+    }
+    /// The current stage.
+    pub fn get(&self) -> &'static str {
+        self.0.lock().map(|s| *s).unwrap_or("rendering")
+    }
+}
+
+/// A finished picture.
+#[derive(Debug)]
+pub struct Capture {
+    pub png: Vec<u8>,
+    pub mode: ReadinessMode,
+}
+
+/// Disposes the render's browser context (and with it the tab) even when the render
+/// future is dropped by a deadline or a crash.
+struct ContextGuard {
+    browser: Arc<LiveBrowser>,
+    id: Option<BrowserContextId>,
+}
+
+impl ContextGuard {
+    async fn close(mut self) {
+        if let Some(id) = self.id.take() {
+            let _ = self.browser.cdp.dispose_browser_context(id).await;
+        }
+    }
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let browser = self.browser.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = browser.cdp.dispose_browser_context(id).await;
+                });
+            }
+        }
+    }
+}
+
+/// Renders `req` to PNG in a fresh browser context of `browser`.
+pub async fn render_png(
+    browser: &Arc<LiveBrowser>,
+    req: &RenderRequest,
+    opts: &PageOptions,
+    progress: &Progress,
+) -> Result<Capture, RenderError> {
+    progress.set("opening a browser tab");
+    let cdp = &browser.cdp;
+    let mut crashes = cdp
+        .event_listener::<EventTargetCrashed>()
+        .await
+        .map_err(|e| RenderError::cdp("listening for crashes", e))?;
+    let context_id = cdp
+        .create_browser_context(CreateBrowserContextParams::default())
+        .await
+        .map_err(|e| RenderError::cdp("creating a browser context", e))?;
+    let guard = ContextGuard { browser: browser.clone(), id: Some(context_id.clone()) };
+    let target = CreateTargetParams::builder()
+        .url("about:blank")
+        .browser_context_id(context_id)
+        .build()
+        .map_err(|e| RenderError::cdp("opening a tab", e))?;
+    let page = cdp.new_page(target).await.map_err(|e| RenderError::cdp("opening a tab", e))?;
+    let target_id = page.target_id().clone();
+
+    let crashed = async {
+        while let Some(ev) = crashes.next().await {
+            if ev.target_id == target_id {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    let result = tokio::select! {
+        r = drive(&page, req, opts, progress) => r,
+        _ = crashed => Err(RenderError::PageCrashed),
+    };
+    guard.close().await;
+    result
+}
+
+/// The render steps inside the tab.
+async fn drive(page: &Page, req: &RenderRequest, opts: &PageOptions, progress: &Progress) -> Result<Capture, RenderError> {
+    let mut bindings = page
+        .event_listener::<EventBindingCalled>()
+        .await
+        .map_err(|e| RenderError::cdp("listening for Grafana's render report", e))?;
+    page.execute(AddBindingParams::new(readiness::BINDING_NAME))
+        .await
+        .map_err(|e| RenderError::cdp("adding the render binding", e))?;
+    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(readiness::TRACK_QUERIES_JS))
+        .await
+        .map_err(|e| RenderError::cdp("installing the query tracker", e))?;
+    emulate_viewport(page, &req.viewport, req.viewport.start_height()).await?;
+    set_timezone(page, req.timezone.as_deref(), &opts.default_timezone).await?;
+    if let Some(lang) = &req.accept_language {
+        let headers = Headers::new(serde_json::json!({ "Accept-Language": lang }));
+        page.execute(SetExtraHttpHeadersParams::new(headers))
+            .await
+            .map_err(|e| RenderError::cdp("setting Accept-Language", e))?;
+    }
+    if let Some(cookie) = &req.cookie {
+        let params = SetCookieParams::builder()
+            .name("renderKey")
+            .value(cookie.key.clone())
+            .domain(cookie_domain(&cookie.domain))
+            .build()
+            .map_err(|e| RenderError::cdp("setting the renderKey cookie", e))?;
+        page.execute(params).await.map_err(|e| RenderError::cdp("setting the renderKey cookie", e))?;
+    }
+
+    progress.set("loading the page");
+    if let Err(e) = page.goto(req.url.as_str()).await {
+        return Err(RenderError::Navigation { url: req.url.clone(), reason: e.to_string() });
+    }
+
+    progress.set("waiting for panels to render");
+    let until = tokio::time::Instant::now() + opts.readiness.timeout;
+    let mut full = req.viewport.height.is_none().then(|| FullPage {
+        viewport: req.viewport,
+        height: req.viewport.initial_height,
+        max_pixels: opts.max_pixels,
+    });
+    let mode = readiness::wait(page, &mut bindings, opts.readiness, until, full.as_mut()).await?;
+    tracing::debug!(?mode, "page ready");
+
+    progress.set("capturing the picture");
+    let params = CaptureScreenshotParams::builder()
+        .format(CaptureScreenshotFormat::Png)
+        .from_surface(true)
+        .capture_beyond_viewport(false)
+        .build();
+    let shot = page.execute(params).await.map_err(|e| RenderError::cdp("capturing the picture", e))?;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(AsRef::<str>::as_ref(&shot.result.data))
+        .map_err(|e| RenderError::cdp("decoding the picture", e))?;
+    Ok(Capture { png, mode })
+}
+
+/// Sets the viewport; the picture is `width × height × scale` pixels.
+async fn emulate_viewport(page: &Page, vp: &Viewport, height: u32) -> Result<(), RenderError> {
+    let orientation = if vp.landscape {
+        ScreenOrientation { r#type: ScreenOrientationType::LandscapePrimary, angle: 90 }
+    } else {
+        ScreenOrientation { r#type: ScreenOrientationType::PortraitPrimary, angle: 0 }
+    };
+    let params = SetDeviceMetricsOverrideParams::builder()
+        .width(vp.width)
+        .height(height)
+        .device_scale_factor(vp.scale)
+        .mobile(false)
+        .screen_orientation(orientation)
+        .build()
+        .map_err(|e| RenderError::cdp("setting the viewport", e))?;
+    page.execute(params).await.map_err(|e| RenderError::cdp("setting the viewport", e))?;
+    Ok(())
+}
+
+/// Applies the requested time zone; Chromium refuses unknown names, and then the
+/// server default applies (an invalid `timezone` is not an error, as in the Go service).
+async fn set_timezone(page: &Page, requested: Option<&str>, default: &str) -> Result<(), RenderError> {
+    if let Some(tz) = requested
+        && page.execute(SetTimezoneOverrideParams::new(tz)).await.is_ok()
+    {
+        return Ok(());
+    }
+    if let Some(tz) = requested {
+        tracing::debug!(timezone = tz, "unknown time zone requested; using the server default");
+    }
+    page.execute(SetTimezoneOverrideParams::new(default))
+        .await
+        .map_err(|e| RenderError::cdp("setting the time zone", format!("{default}: {e}")))?;
+    Ok(())
+}
+
+/// Cookie domains that are IPv6 literals must be bracketed, as in URLs.
+fn cookie_domain(domain: &str) -> String {
+    if domain.parse::<std::net::Ipv6Addr>().is_ok() { format!("[{domain}]") } else { domain.to_string() }
+}
+
+/// A full-page capture in progress: the viewport grows with the page, so that every
+/// lazily loaded panel comes into view and loads (the official services scroll instead).
+#[derive(Debug)]
+pub struct FullPage {
+    viewport: Viewport,
+    /// The viewport height set so far.
+    height: u32,
+    max_pixels: u64,
+}
+
+impl FullPage {
+    /// Grows the viewport to the page's current full height; true when it grew.
+    pub async fn grow(&mut self, page: &Page) -> Result<bool, RenderError> {
+        let measured: f64 = readiness::evaluate(page, PAGE_HEIGHT_JS, "measuring the page").await?;
+        let full = full_page_height(&self.viewport, measured, self.max_pixels);
+        if full <= self.height {
+            return Ok(false);
+        }
+        self.height = full;
+        emulate_viewport(page, &self.viewport, full).await?;
+        Ok(true)
+    }
+}
+
+/// The full-page height, cut so the picture stays under the pixel cap.
+fn full_page_height(vp: &Viewport, measured: f64, max_pixels: u64) -> u32 {
+    let measured = if measured.is_finite() && measured > 0.0 { measured.ceil() as u64 } else { 0 };
+    let per_row = (vp.width as f64 * vp.scale * vp.scale).max(1.0);
+    let cap = (max_pixels as f64 / per_row).floor() as u64;
+    measured.min(cap).min(u32::MAX as u64) as u32
+}
+
+/// The height the whole page needs, including Grafana's header around the inner scroller.
+const PAGE_HEIGHT_JS: &str = r#"(() => {
+  const inner = document.querySelector('#page-scrollbar')
+    || [1, 2, 3, 4, 5].map(d => document.querySelector('main ' + '> div '.repeat(d) + '> [class*="scrollbar-view"]')).find(e => e);
+  if (inner) return document.body.clientHeight - inner.clientHeight + inner.scrollHeight;
+  return Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0);
+})()"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_cookie_domains_are_bracketed() {
+        assert_eq!(cookie_domain("::1"), "[::1]");
+        assert_eq!(cookie_domain("grafana"), "grafana");
+        assert_eq!(cookie_domain("127.0.0.1"), "127.0.0.1");
+    }
+
+    #[test]
+    fn full_page_height_respects_the_pixel_cap() {
+        let vp = Viewport { width: 1000, height: None, initial_height: 750, scale: 2.0, landscape: true };
+        assert_eq!(full_page_height(&vp, 3000.4, 60_000_000), 3001);
+        assert_eq!(full_page_height(&vp, 100_000.0, 60_000_000), 15_000);
+        assert_eq!(full_page_height(&vp, f64::NAN, 60_000_000), 0);
+    }
+}

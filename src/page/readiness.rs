@@ -1,0 +1,278 @@
+//! Knowing when Grafana has really drawn every panel, from the page's own signals.
+//!
+//! Three kinds of Grafana page are recognised, checked in this order on every DOM
+//! mutation (and at least every `POLL_MS`, because query counters change without one):
+//! - **binding**: `window.__grafanaRenderBindingSupported`; Grafana calls the CDP binding
+//!   `__grafanaImageRendererMessageChannel` when done. A `success:false` report fails.
+//! - **scenes** (Grafana 10+): `window.__grafanaSceneContext` with
+//!   `window.__grafanaRunningQueryCount` back at 0 after a query was seen.
+//! - **legacy** (Grafana 7–9): `window.panelsRendered` reaching the panel count, or the
+//!   Node renderer's dashboard rule (every `[data-panelid]` has drawn content).
+//!
+//! A page with none of these after `give-up-on-first-query` is captured as it is.
+//! After the signal, two animation frames pass so the last paint is on screen.
+
+use std::time::Duration;
+
+use chromiumoxide::Page;
+use chromiumoxide::cdp::js_protocol::runtime::{EvaluateParams, EventBindingCalled};
+use futures::StreamExt;
+use serde::Deserialize;
+
+use super::FullPage;
+use crate::error::RenderError;
+
+/// Upper bound between two readiness checks when the DOM is quiet.
+const POLL_MS: u64 = 25;
+
+/// The name of the CDP binding Grafana reports completion through.
+pub const BINDING_NAME: &str = "__grafanaImageRendererMessageChannel";
+
+/// Installed before navigation: notes every query Grafana starts, even one that
+/// finishes between two readiness checks.
+pub const TRACK_QUERIES_JS: &str = r#"(() => {
+  let v;
+  try {
+    Object.defineProperty(window, '__grafanaRunningQueryCount', {
+      configurable: true, enumerable: true,
+      get() { return v; },
+      set(x) { v = x; if (x > 0) window.__grenderSawQuery = true; },
+    });
+  } catch (e) {}
+})()"#;
+
+/// One slice of waiting in the page. Returns `pending` after `sliceMs` so that no CDP
+/// call outlives the CDP client's own 30 s command limit.
+const READY_JS: &str = r#"(async (o) => {
+  const sliceStart = performance.now();
+  const t0 = sliceStart - o.elapsedMs;
+  const solo = location.pathname.includes('/d-solo/');
+  const w = window;
+  const frames = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const tick = () => new Promise(r => {
+    let t;
+    const mo = new MutationObserver(() => { mo.disconnect(); clearTimeout(t); r(); });
+    mo.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+    t = setTimeout(() => { mo.disconnect(); r(); }, o.pollMs);
+  });
+  const count = s => document.querySelectorAll(s).length;
+  // After a resize, let newly visible (lazy) panels start their queries first.
+  if (o.settle) await frames();
+  for (;;) {
+    const now = performance.now();
+    if (/\/login\/?$/.test(location.pathname)) return {mode: 'login', url: location.href};
+    if (now - sliceStart > o.sliceMs) return {mode: 'pending'};
+    const waited = now - t0;
+    const panels = count('.panel-solo') || count("[class$='panel-container']") || count('[data-panelid]');
+    const rendered = w.panelsRendered;
+    if (w.__grafanaRenderBindingSupported) {
+      return {mode: 'binding'};
+    } else if (w.__grafanaSceneContext) {
+      if (w.__grafanaRunningQueryCount > 0) w.__grenderSawQuery = true;
+      else if (w.__grenderSawQuery || !o.expectQuery || waited > o.graceMs) { await frames(); return {mode: 'scenes'}; }
+    } else {
+      if (panels > 0 && typeof rendered === 'number' && rendered >= panels) { await frames(); return {mode: 'legacy'}; }
+      if (!solo) {
+        const total = count('[data-panelid]');
+        const drawn = [...document.querySelectorAll("[class$='panel-content']")].filter(e => e.childElementCount > 0).length
+          + (count('.dashboard-row') || count("[data-testid='dashboard-row-container']"));
+        if (total > 0 && total <= drawn) { await frames(); return {mode: 'legacy'}; }
+      }
+      if (panels === 0 && typeof rendered !== 'number' && (!o.expectQuery || waited > o.graceMs)) {
+        await frames(); return {mode: 'none'};
+      }
+    }
+    await tick();
+  }
+})"#;
+
+/// What is still missing, for the message of a readiness timeout.
+const STATUS_JS: &str = r#"(() => {
+  const w = window;
+  if (w.__grafanaRenderBindingSupported) return 'Grafana never reported completion through its render binding';
+  if (w.__grafanaSceneContext) return `${w.__grafanaRunningQueryCount} queries still running`;
+  const panels = document.querySelectorAll('.panel-solo').length || document.querySelectorAll("[class$='panel-container']").length
+    || document.querySelectorAll('[data-panelid]').length;
+  if (panels > 0) return `${w.panelsRendered || 0} of ${panels} panels rendered`;
+  return 'no panels appeared on the page';
+})()"#;
+
+/// How the page said it was ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadinessMode {
+    Binding,
+    Scenes,
+    Legacy,
+    /// No Grafana signal: a plain page, captured after the grace period.
+    None,
+}
+
+/// Knobs of one readiness wait.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadinessOptions {
+    /// browser.readiness.timeout.
+    pub timeout: Duration,
+    /// How long to wait for the first sign of Grafana (a query, panels).
+    pub first_signal_grace: Duration,
+}
+
+#[derive(Deserialize)]
+struct Outcome {
+    mode: String,
+    url: Option<String>,
+}
+
+/// Longest single in-page wait, well under the CDP client's 30 s command limit.
+const SLICE_MS: u64 = 10_000;
+/// How often a full-page render re-measures the page while waiting.
+const FULL_PAGE_SLICE_MS: u64 = 200;
+/// Growths of a full page before we stop following it (endless pages).
+const MAX_GROWTHS: u32 = 20;
+
+/// Waits until the page reports every panel drawn, or `until` (the render's readiness
+/// deadline) passes. With `full`, the viewport follows the page's height while waiting,
+/// so panels that load lazily come into view and load too.
+pub async fn wait(
+    page: &Page,
+    bindings: &mut (impl futures::Stream<Item = std::sync::Arc<EventBindingCalled>> + Unpin),
+    opts: ReadinessOptions,
+    until: tokio::time::Instant,
+    mut full: Option<&mut FullPage>,
+) -> Result<ReadinessMode, RenderError> {
+    let started = tokio::time::Instant::now();
+    let slice = Duration::from_millis(if full.is_some() { FULL_PAGE_SLICE_MS } else { SLICE_MS });
+    let wait = async {
+        let mut settle = false;
+        let mut reported = false;
+        let mut growths = 0;
+        loop {
+            let args = serde_json::json!({
+                "pollMs": POLL_MS,
+                "sliceMs": slice.as_millis() as u64,
+                "elapsedMs": started.elapsed().as_millis() as u64,
+                "graceMs": opts.first_signal_grace.as_millis() as u64,
+                "expectQuery": true,
+                "settle": settle,
+            });
+            settle = false;
+            let outcome: Outcome = match evaluate(page, &format!("({READY_JS})({args})"), "waiting for panels").await {
+                Ok(o) => o,
+                // A navigation inside the page (a redirect, a reload) destroys the
+                // context the script ran in; look again in the new document.
+                Err(RenderError::Browser { detail, .. }) if is_context_lost(&detail) => continue,
+                Err(e) => return Err(e),
+            };
+            let ready = match outcome.mode.as_str() {
+                "pending" => None,
+                "login" => return Err(RenderError::LoginPage { url: outcome.url.unwrap_or_default() }),
+                "binding" if reported => {
+                    evaluate::<serde_json::Value>(page, FRAMES_JS, "waiting for paint").await?;
+                    Some(ReadinessMode::Binding)
+                }
+                "binding" => match tokio::time::timeout(slice, next_report(bindings)).await {
+                    Ok(report) => {
+                        report?;
+                        reported = true;
+                        Some(ReadinessMode::Binding)
+                    }
+                    Err(_) => None,
+                },
+                "scenes" => Some(ReadinessMode::Scenes),
+                "legacy" => Some(ReadinessMode::Legacy),
+                _ => Some(ReadinessMode::None),
+            };
+            if let Some(full) = full.as_deref_mut()
+                && growths < MAX_GROWTHS
+                && full.grow(page).await?
+            {
+                growths += 1;
+                settle = true;
+                continue;
+            }
+            if let Some(mode) = ready {
+                return Ok(mode);
+            }
+        }
+    };
+    match tokio::time::timeout_at(until, wait).await {
+        Ok(result) => result,
+        Err(_) => {
+            let detail = tokio::time::timeout(Duration::from_secs(1), evaluate::<String>(page, STATUS_JS, "status"))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| "the page gave no status".into());
+            Err(RenderError::ReadinessTimeout { timeout: opts.timeout, detail })
+        }
+    }
+}
+
+const FRAMES_JS: &str = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(0))))";
+
+fn is_context_lost(detail: &str) -> bool {
+    detail.contains("context was destroyed") || detail.contains("Cannot find context") || detail.contains("navigated")
+}
+
+/// Waits for Grafana's completion report on the render binding.
+async fn next_report(
+    bindings: &mut (impl futures::Stream<Item = std::sync::Arc<EventBindingCalled>> + Unpin),
+) -> Result<(), RenderError> {
+    while let Some(call) = bindings.next().await {
+        if call.name != BINDING_NAME {
+            continue;
+        }
+        return check_binding_payload(&call.payload);
+    }
+    Err(RenderError::cdp("waiting for Grafana's render report", "the tab went away"))
+}
+
+/// Grafana sends `{"type":"REPORT_RENDER_COMPLETE","data":{"success":bool,...}}`;
+/// anything else counts as done, as in the official service.
+pub fn check_binding_payload(payload: &str) -> Result<(), RenderError> {
+    let Ok(msg) = serde_json::from_str::<serde_json::Value>(payload) else {
+        return Ok(());
+    };
+    if msg["data"]["success"] == serde_json::Value::Bool(false) {
+        let why = msg["data"]["error"]
+            .as_str()
+            .or_else(|| msg["data"]["message"].as_str())
+            .unwrap_or("no reason given");
+        return Err(RenderError::PageReportedFailure(why.to_string()));
+    }
+    Ok(())
+}
+
+/// Evaluates `expression` (awaiting a promise) and returns its JSON value.
+pub async fn evaluate<T: serde::de::DeserializeOwned>(
+    page: &Page,
+    expression: &str,
+    stage: &'static str,
+) -> Result<T, RenderError> {
+    let params = EvaluateParams::builder()
+        .expression(expression)
+        .await_promise(true)
+        .return_by_value(true)
+        .build()
+        .map_err(|e| RenderError::cdp(stage, e))?;
+    let reply = page.execute(params).await.map_err(|e| RenderError::cdp(stage, e))?;
+    if let Some(ex) = &reply.result.exception_details {
+        let text = ex.exception.as_ref().and_then(|e| e.description.clone()).unwrap_or_else(|| ex.text.clone());
+        return Err(RenderError::cdp(stage, format!("script failed: {text}")));
+    }
+    let value = reply.result.result.value.clone().unwrap_or(serde_json::Value::Null);
+    serde_json::from_value(value).map_err(|e| RenderError::cdp(stage, format!("unexpected script result: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_failure_is_an_error() {
+        let p = r#"{"type":"REPORT_RENDER_COMPLETE","data":{"success":false,"error":"datasource down"}}"#;
+        let err = check_binding_payload(p).unwrap_err();
+        assert!(err.to_string().contains("datasource down"));
+        assert!(check_binding_payload(r#"{"type":"REPORT_RENDER_COMPLETE","data":{"success":true}}"#).is_ok());
+        assert!(check_binding_payload("anything").is_ok());
+    }
+}
