@@ -21,7 +21,11 @@ use crate::duration::parse_duration;
 
 /// The command line of the `grender` binary.
 #[derive(Debug, Parser)]
-#[command(name = "grender", version, about = "A fast, drop-in replacement for Grafana's image renderer")]
+#[command(
+    name = "grender",
+    version,
+    about = "A fast, drop-in replacement for Grafana's image renderer"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -85,22 +89,48 @@ pub struct ServerOptions {
     pub timezone: Option<String>,
 
     /// Smallest and default viewport width.
-    #[arg(long = "browser.min-width", env = "BROWSER_MIN_WIDTH", default_value_t = 1000)]
+    #[arg(
+        long = "browser.min-width",
+        env = "BROWSER_MIN_WIDTH",
+        default_value_t = 1000
+    )]
     pub min_width: i64,
     /// Smallest and default viewport height.
-    #[arg(long = "browser.min-height", env = "BROWSER_MIN_HEIGHT", default_value_t = 500)]
+    #[arg(
+        long = "browser.min-height",
+        env = "BROWSER_MIN_HEIGHT",
+        default_value_t = 500
+    )]
     pub min_height: i64,
     /// Largest viewport width; negative means no limit.
-    #[arg(long = "browser.max-width", env = "BROWSER_MAX_WIDTH", default_value_t = 3000, allow_negative_numbers = true)]
+    #[arg(
+        long = "browser.max-width",
+        env = "BROWSER_MAX_WIDTH",
+        default_value_t = 3000,
+        allow_negative_numbers = true
+    )]
     pub max_width: i64,
     /// Largest viewport height; negative means no limit (full-page captures are not capped by it).
-    #[arg(long = "browser.max-height", env = "BROWSER_MAX_HEIGHT", default_value_t = 3000, allow_negative_numbers = true)]
+    #[arg(
+        long = "browser.max-height",
+        env = "BROWSER_MAX_HEIGHT",
+        default_value_t = 3000,
+        allow_negative_numbers = true
+    )]
     pub max_height: i64,
     /// Default device scale factor of renders.
-    #[arg(long = "browser.page-scale-factor", env = "BROWSER_PAGE_SCALE_FACTOR", default_value_t = 1.0)]
+    #[arg(
+        long = "browser.page-scale-factor",
+        env = "BROWSER_PAGE_SCALE_FACTOR",
+        default_value_t = 1.0
+    )]
     pub page_scale_factor: f64,
     /// Requests asking for a larger scale factor are clamped to this.
-    #[arg(long = "browser.max-page-scale-factor", env = "BROWSER_MAX_PAGE_SCALE_FACTOR", default_value_t = 4.0)]
+    #[arg(
+        long = "browser.max-page-scale-factor",
+        env = "BROWSER_MAX_PAGE_SCALE_FACTOR",
+        default_value_t = 4.0
+    )]
     pub max_page_scale_factor: f64,
     /// Emulate a portrait screen instead of landscape.
     #[arg(long = "browser.portrait", env = "BROWSER_PORTRAIT", default_value = "false",
@@ -119,21 +149,34 @@ pub struct ServerOptions {
     #[arg(long = "render.concurrency", env = "RENDER_CONCURRENCY")]
     pub concurrency: Option<usize>,
     /// Requests allowed to wait for a render slot; more are refused with 429.
-    #[arg(long = "render.queue-size", env = "RENDER_QUEUE_SIZE", default_value_t = 200)]
+    #[arg(
+        long = "render.queue-size",
+        env = "RENDER_QUEUE_SIZE",
+        default_value_t = 200
+    )]
     pub queue_size: usize,
     /// Deadline of a request that carries no `timeout` (or `timeout=0`).
     #[arg(long = "render.default-timeout", env = "RENDER_DEFAULT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub default_timeout: Duration,
     /// Largest picture in pixels (width × height × scale²); larger explicit sizes are refused, full pages are cut.
-    #[arg(long = "render.max-pixels", env = "RENDER_MAX_PIXELS", default_value_t = 60_000_000)]
+    #[arg(
+        long = "render.max-pixels",
+        env = "RENDER_MAX_PIXELS",
+        default_value_t = 60_000_000
+    )]
     pub max_pixels: u64,
 }
 
 /// Parses Go-style listen addresses, where ":8081" means every interface.
 fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
-    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
-    full.parse()
-        .map_err(|_| format!("'{s}' is not a listen address; use ':8081', '127.0.0.1:8081' or '[::1]:8081'"))
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse().map_err(|_| {
+        format!("'{s}' is not a listen address; use ':8081', '127.0.0.1:8081' or '[::1]:8081'")
+    })
 }
 
 /// A checked option problem, printed as one line before exiting with code 2.
@@ -149,20 +192,30 @@ impl ServerOptions {
             return bad("browser.min-width and browser.min-height must be at least 100".into());
         }
         if self.max_width >= 0 && self.max_width < self.min_width {
-            return bad(format!("browser.max-width ({}) is below browser.min-width ({})", self.max_width, self.min_width));
+            return bad(format!(
+                "browser.max-width ({}) is below browser.min-width ({})",
+                self.max_width, self.min_width
+            ));
         }
         if self.max_height >= 0 && self.max_height < self.min_height {
-            return bad(format!("browser.max-height ({}) is below browser.min-height ({})", self.max_height, self.min_height));
+            return bad(format!(
+                "browser.max-height ({}) is below browser.min-height ({})",
+                self.max_height, self.min_height
+            ));
         }
         let (psf, max) = (self.page_scale_factor, self.max_page_scale_factor);
         if !(psf.is_finite() && psf > 0.0 && max.is_finite() && max > 0.0) {
             return bad("browser.page-scale-factor and browser.max-page-scale-factor must be positive numbers".into());
         }
         if psf > max {
-            return bad(format!("browser.page-scale-factor ({psf}) is above browser.max-page-scale-factor ({max})"));
+            return bad(format!(
+                "browser.page-scale-factor ({psf}) is above browser.max-page-scale-factor ({max})"
+            ));
         }
         if self.auth_tokens.iter().all(|t| t.is_empty()) {
-            return bad("server.auth-token is empty; set it to Grafana's [rendering] renderer_token".into());
+            return bad(
+                "server.auth-token is empty; set it to Grafana's [rendering] renderer_token".into(),
+            );
         }
         if self.concurrency == Some(0) {
             return bad("render.concurrency must be at least 1".into());
@@ -170,7 +223,11 @@ impl ServerOptions {
         for origin in &self.allowed_origins {
             match url::Url::parse(origin) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-                _ => return bad(format!("server.allowed-origin '{origin}' is not an http(s) origin like http://grafana:3000")),
+                _ => {
+                    return bad(format!(
+                        "server.allowed-origin '{origin}' is not an http(s) origin like http://grafana:3000"
+                    ));
+                }
             }
         }
         if let Some(path) = &self.browser_path
@@ -194,19 +251,24 @@ impl ServerOptions {
 
     /// Renders running at once: two per core, the knee measured in STACK.md on 2 cores.
     pub fn effective_concurrency(&self) -> usize {
-        self.concurrency
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4))
+        self.concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() * 2)
+                .unwrap_or(4)
+        })
     }
 
     /// The Chromium binary to launch, or why none was found.
     pub fn resolve_browser(&self) -> Result<PathBuf, ConfigError> {
         if let Some(path) = &self.browser_path {
-            return which(path.as_os_str().to_string_lossy().as_ref())
-                .ok_or_else(|| ConfigError(format!("browser.path '{}' was not found", path.display())));
+            return which(path.as_os_str().to_string_lossy().as_ref()).ok_or_else(|| {
+                ConfigError(format!("browser.path '{}' was not found", path.display()))
+            });
         }
         if let Some(bin) = std::env::var_os("CHROME_BIN").filter(|b| !b.is_empty()) {
             let bin = bin.to_string_lossy().to_string();
-            return which(&bin).ok_or_else(|| ConfigError(format!("CHROME_BIN '{bin}' was not found")));
+            return which(&bin)
+                .ok_or_else(|| ConfigError(format!("CHROME_BIN '{bin}' was not found")));
         }
         // The real binaries first: Debian's /usr/bin wrappers for the shell do not `exec`,
         // so a kill of the wrapper would orphan Chromium.
@@ -236,7 +298,9 @@ fn which(name: &str) -> Option<PathBuf> {
         return is_exe(&p).then_some(p);
     }
     let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| is_exe(p))
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|p| is_exe(p))
 }
 
 /// Parses the command line, layering the config file under flags and env vars.
@@ -259,10 +323,15 @@ where
         return Cli::from_arg_matches(&first);
     }
     let cmd = Cli::command();
-    let server_cmd = cmd.find_subcommand("server").expect("server subcommand exists");
+    let server_cmd = cmd
+        .find_subcommand("server")
+        .expect("server subcommand exists");
     let mut extra = Vec::new();
     for (key, values) in file {
-        let Some(arg) = server_cmd.get_arguments().find(|a| a.get_long() == Some(key.as_str())) else {
+        let Some(arg) = server_cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()))
+        else {
             return Err(Cli::command().error(
                 clap::error::ErrorKind::UnknownArgument,
                 format!("unknown option '{key}' in the config file"),
@@ -273,7 +342,11 @@ where
             Some(ValueSource::CommandLine | ValueSource::EnvVariable)
         );
         if !given {
-            extra.extend(values.into_iter().map(|v| std::ffi::OsString::from(format!("--{key}={v}"))));
+            extra.extend(
+                values
+                    .into_iter()
+                    .map(|v| std::ffi::OsString::from(format!("--{key}={v}"))),
+            );
         }
     }
     let mut full = argv;
@@ -286,28 +359,39 @@ where
 fn load_config_file(explicit: Option<&Path>) -> Result<Vec<(String, Vec<String>)>, String> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
-        None => match ["config.yaml", "config.yml", "config.json"].iter().map(PathBuf::from).find(|p| p.is_file()) {
+        None => match ["config.yaml", "config.yml", "config.json"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+        {
             Some(p) => p,
             None => return Ok(Vec::new()),
         },
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     // JSON is YAML, so one parser serves both, as in the Go service.
-    let value: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&text).map_err(|e| format!("config file {} is not valid YAML/JSON: {e}", path.display()))?;
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+        .map_err(|e| format!("config file {} is not valid YAML/JSON: {e}", path.display()))?;
     let mut out = Vec::new();
     flatten("", &value, &mut out).map_err(|e| format!("config file {}: {e}", path.display()))?;
     Ok(out)
 }
 
-fn flatten(prefix: &str, value: &serde_yaml_ng::Value, out: &mut Vec<(String, Vec<String>)>) -> Result<(), String> {
+fn flatten(
+    prefix: &str,
+    value: &serde_yaml_ng::Value,
+    out: &mut Vec<(String, Vec<String>)>,
+) -> Result<(), String> {
     use serde_yaml_ng::Value;
     let scalar = |v: &Value| -> Result<String, String> {
         match v {
             Value::String(s) => Ok(s.clone()),
             Value::Bool(b) => Ok(b.to_string()),
             Value::Number(n) => Ok(n.to_string()),
-            _ => Err(format!("'{prefix}' must be a string, number, boolean or list of them")),
+            _ => Err(format!(
+                "'{prefix}' must be a string, number, boolean or list of them"
+            )),
         }
     };
     match value {
@@ -315,13 +399,20 @@ fn flatten(prefix: &str, value: &serde_yaml_ng::Value, out: &mut Vec<(String, Ve
         Value::Mapping(map) => {
             for (k, v) in map {
                 let k = k.as_str().ok_or("keys must be strings")?;
-                let key = if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&key, v, out)?;
             }
             Ok(())
         }
         Value::Sequence(items) => {
-            out.push((prefix.to_string(), items.iter().map(scalar).collect::<Result<_, _>>()?));
+            out.push((
+                prefix.to_string(),
+                items.iter().map(scalar).collect::<Result<_, _>>()?,
+            ));
             Ok(())
         }
         other => {
@@ -340,7 +431,11 @@ pub fn split_browser_flags(values: &[String]) -> Vec<String> {
             if part.is_empty() {
                 continue;
             }
-            flags.push(if part.starts_with("--") { part.to_string() } else { format!("--{part}") });
+            flags.push(if part.starts_with("--") {
+                part.to_string()
+            } else {
+                format!("--{part}")
+            });
         }
     }
     flags
@@ -364,14 +459,21 @@ mod tests {
         assert_eq!(o.addr.port(), 8081);
         assert_eq!(o.auth_tokens, vec!["-"]);
         assert_eq!(o.default_encoding, "png");
-        assert_eq!((o.min_width, o.min_height, o.max_width, o.max_height), (1000, 500, 3000, 3000));
+        assert_eq!(
+            (o.min_width, o.min_height, o.max_width, o.max_height),
+            (1000, 500, 3000, 3000)
+        );
         assert_eq!(o.readiness_timeout, Duration::from_secs(30));
         assert!(!o.allow_missing_token);
     }
 
     #[test]
     fn auth_tokens_split_on_commas() {
-        let o = server(&["--config=/dev/null", "--server.auth-token=a,b", "--server.auth-token=c"]);
+        let o = server(&[
+            "--config=/dev/null",
+            "--server.auth-token=a,b",
+            "--server.auth-token=c",
+        ]);
         assert_eq!(o.auth_tokens, vec!["a", "b", "c"]);
     }
 
@@ -379,7 +481,11 @@ mod tests {
     fn file_values_apply_below_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.yaml");
-        std::fs::write(&path, "server:\n  addr: \":9999\"\nbrowser.min-width: 1200\nbrowser:\n  portrait: true\n").unwrap();
+        std::fs::write(
+            &path,
+            "server:\n  addr: \":9999\"\nbrowser.min-width: 1200\nbrowser:\n  portrait: true\n",
+        )
+        .unwrap();
         let cfg = format!("--config={}", path.display());
         let o = server(&[&cfg, "--server.addr=127.0.0.1:7000"]);
         assert_eq!(o.addr.port(), 7000, "flag beats file");
@@ -392,16 +498,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.json");
         std::fs::write(&path, r#"{"server": {"adr": ":1"}}"#).unwrap();
-        let err = parse_cli(["grender", "server", &format!("--config={}", path.display())]).unwrap_err();
+        let err =
+            parse_cli(["grender", "server", &format!("--config={}", path.display())]).unwrap_err();
         assert!(err.to_string().contains("server.adr"), "{err}");
     }
 
     #[test]
     fn validation_names_the_option() {
         let o = server(&["--config=/dev/null", "--browser.max-width=500"]);
-        assert!(o.validate().unwrap_err().to_string().contains("browser.max-width"));
+        assert!(
+            o.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("browser.max-width")
+        );
         let o = server(&["--config=/dev/null", "--browser.page-scale-factor=5"]);
-        assert!(o.validate().unwrap_err().to_string().contains("max-page-scale-factor"));
+        assert!(
+            o.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max-page-scale-factor")
+        );
     }
 
     #[test]

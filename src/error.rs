@@ -9,28 +9,42 @@ pub enum RenderError {
     #[error("{0}")]
     BadRequest(String),
     /// The request's single deadline passed; `stage` says where it was spent.
-    #[error("request timed out after {elapsed:.1?} while {stage} (timeout {budget:?}; raise Grafana's rendering timeout or the request's `timeout` if the dashboard is slow)")]
-    Deadline { stage: &'static str, elapsed: Duration, budget: Duration },
+    #[error(
+        "request timed out after {elapsed:.1?} while {stage} (timeout {budget:?}; raise Grafana's rendering timeout or the request's `timeout` if the dashboard is slow)"
+    )]
+    Deadline {
+        stage: &'static str,
+        elapsed: Duration,
+        budget: Duration,
+    },
     /// The page never said its panels were drawn within browser.readiness.timeout.
     #[error("panels were not ready after {timeout:?} (browser.readiness.timeout): {detail}")]
     ReadinessTimeout { timeout: Duration, detail: String },
     /// Too many requests are already waiting.
-    #[error("server is too busy: {waiting} requests are already queued (render.queue-size); try again later")]
+    #[error(
+        "server is too busy: {waiting} requests are already queued (render.queue-size); try again later"
+    )]
     QueueFull { waiting: usize },
     /// Grafana sent the browser to its login page.
-    #[error("Grafana redirected the browser to its login page ({url}): the render key was rejected or has expired. \
+    #[error(
+        "Grafana redirected the browser to its login page ({url}): the render key was rejected or has expired. \
 Check that grender reaches Grafana at the callback URL and `domain` Grafana sent (GF_RENDERING_CALLBACK_URL), \
-and that render_key_lifetime is long enough")]
+and that render_key_lifetime is long enough"
+    )]
     LoginPage { url: String },
     /// The browser could not load the URL at all.
-    #[error("the browser could not load {url}: {reason}. Is the Grafana callback URL (GF_RENDERING_CALLBACK_URL) reachable from grender? \
-localhost/127.0.0.1 means grender's own machine or container")]
+    #[error(
+        "the browser could not load {url}: {reason}. Is the Grafana callback URL (GF_RENDERING_CALLBACK_URL) reachable from grender? \
+localhost/127.0.0.1 means grender's own machine or container"
+    )]
     Navigation { url: String, reason: String },
     /// Grafana's render binding reported that the dashboard failed to render.
     #[error("Grafana reported that the page failed to render: {0}")]
     PageReportedFailure(String),
     /// The tab's renderer process crashed (often out of memory).
-    #[error("the browser tab crashed while rendering (often out of memory: lower the size or scale, or give grender more memory)")]
+    #[error(
+        "the browser tab crashed while rendering (often out of memory: lower the size or scale, or give grender more memory)"
+    )]
     PageCrashed,
     /// Chromium itself died during the render; the supervisor relaunches it.
     #[error("Chromium exited during the render; it is being restarted, retry the request")]
@@ -66,6 +80,9 @@ impl RenderError {
 
     /// Wraps a CDP failure with the step it happened in.
     pub fn cdp(stage: &'static str, err: impl std::fmt::Display) -> Self {
-        RenderError::Browser { stage, detail: err.to_string() }
+        RenderError::Browser {
+            stage,
+            detail: err.to_string(),
+        }
     }
 }

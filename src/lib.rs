@@ -54,7 +54,12 @@ impl Service {
             },
             max_pixels: opts.max_pixels,
         };
-        let renderer = Arc::new(Renderer::new(browsers.clone(), opts.effective_concurrency(), opts.queue_size, page));
+        let renderer = Arc::new(Renderer::new(
+            browsers.clone(),
+            opts.effective_concurrency(),
+            opts.queue_size,
+            page,
+        ));
         let allowed_origins = opts
             .allowed_origins
             .iter()
@@ -74,7 +79,14 @@ impl Service {
             allowed_origins,
         };
         let tokens = TokenCheck::new(&opts.auth_tokens, opts.allow_missing_token);
-        Ok(Service { state: Arc::new(AppState { renderer, tokens, limits }), browsers })
+        Ok(Service {
+            state: Arc::new(AppState {
+                renderer,
+                tokens,
+                limits,
+            }),
+            browsers,
+        })
     }
 
     /// The axum router serving this service.
@@ -88,7 +100,9 @@ impl Service {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let result = axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await;
+        let result = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await;
         self.browsers.shutdown().await;
         result
     }

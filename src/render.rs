@@ -21,8 +21,19 @@ pub struct Renderer {
 
 impl Renderer {
     /// `concurrency` renders run at once; up to `queue_size` more wait.
-    pub fn new(browsers: Arc<BrowserSupervisor>, concurrency: usize, queue_size: usize, page: PageOptions) -> Self {
-        Renderer { browsers, slots: Semaphore::new(concurrency.max(1)), waiting: AtomicUsize::new(0), queue_size, page }
+    pub fn new(
+        browsers: Arc<BrowserSupervisor>,
+        concurrency: usize,
+        queue_size: usize,
+        page: PageOptions,
+    ) -> Self {
+        Renderer {
+            browsers,
+            slots: Semaphore::new(concurrency.max(1)),
+            waiting: AtomicUsize::new(0),
+            queue_size,
+            page,
+        }
     }
 
     /// The browser supervisor, for health and version answers.
@@ -54,7 +65,12 @@ impl Renderer {
         if waiting >= self.queue_size {
             return Err(RenderError::QueueFull { waiting });
         }
-        let permit = deadline.run("waiting for a render slot (all are busy)", self.slots.acquire()).await?;
+        let permit = deadline
+            .run(
+                "waiting for a render slot (all are busy)",
+                self.slots.acquire(),
+            )
+            .await?;
         permit.map_err(|_| RenderError::BrowserUnavailable("the service is shutting down".into()))
     }
 }

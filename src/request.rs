@@ -53,7 +53,10 @@ pub struct RenderCookie {
 impl std::fmt::Debug for RenderCookie {
     // Never print the key: it is a login credential for Grafana.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RenderCookie").field("key", &"<redacted>").field("domain", &self.domain).finish()
+        f.debug_struct("RenderCookie")
+            .field("key", &"<redacted>")
+            .field("domain", &self.domain)
+            .finish()
     }
 }
 
@@ -68,7 +71,10 @@ pub struct Deadline {
 impl Deadline {
     /// A deadline `budget` from now.
     pub fn after(budget: Duration) -> Self {
-        Deadline { start: Instant::now(), budget }
+        Deadline {
+            start: Instant::now(),
+            budget,
+        }
     }
 
     /// The instant it passes.
@@ -83,11 +89,21 @@ impl Deadline {
 
     /// The error for having run out while doing `stage`.
     pub fn expired(&self, stage: &'static str) -> RenderError {
-        RenderError::Deadline { stage, elapsed: self.start.elapsed(), budget: self.budget }
+        RenderError::Deadline {
+            stage,
+            elapsed: self.start.elapsed(),
+            budget: self.budget,
+        }
     }
 
     /// Runs `fut` unless the deadline passes first.
-    pub async fn run<T>(&self, stage: &'static str, fut: impl Future<Output = T>) -> Result<T, RenderError> {
-        tokio::time::timeout_at(self.at(), fut).await.map_err(|_| self.expired(stage))
+    pub async fn run<T>(
+        &self,
+        stage: &'static str,
+        fut: impl Future<Output = T>,
+    ) -> Result<T, RenderError> {
+        tokio::time::timeout_at(self.at(), fut)
+            .await
+            .map_err(|_| self.expired(stage))
     }
 }

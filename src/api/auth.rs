@@ -22,25 +22,41 @@ pub enum AuthOutcome {
 impl TokenCheck {
     /// Checks against `tokens`; `allow_missing` lets requests without the header through.
     pub fn new(tokens: &[String], allow_missing: bool) -> Self {
-        TokenCheck { tokens: tokens.iter().map(|t| t.as_bytes().to_vec()).collect(), allow_missing }
+        TokenCheck {
+            tokens: tokens.iter().map(|t| t.as_bytes().to_vec()).collect(),
+            allow_missing,
+        }
     }
 
     /// Compares in constant time against every token (no early exit on a match).
     pub fn check(&self, header: Option<&[u8]>) -> AuthOutcome {
         let Some(given) = header.filter(|h| !h.is_empty()) else {
-            return if self.allow_missing { AuthOutcome::MissingButAllowed } else { AuthOutcome::Missing };
+            return if self.allow_missing {
+                AuthOutcome::MissingButAllowed
+            } else {
+                AuthOutcome::Missing
+            };
         };
         let mut ok = subtle::Choice::from(0u8);
         for token in &self.tokens {
             ok |= token.as_slice().ct_eq(given);
         }
-        if bool::from(ok) { AuthOutcome::Valid } else { AuthOutcome::Invalid }
+        if bool::from(ok) {
+            AuthOutcome::Valid
+        } else {
+            AuthOutcome::Invalid
+        }
     }
 }
 
 impl std::fmt::Debug for TokenCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TokenCheck({} tokens, allow_missing: {})", self.tokens.len(), self.allow_missing)
+        write!(
+            f,
+            "TokenCheck({} tokens, allow_missing: {})",
+            self.tokens.len(),
+            self.allow_missing
+        )
     }
 }
 

@@ -45,7 +45,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            text_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error (a bug in grender; please report it)")
+            text_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error (a bug in grender; please report it)",
+            )
         }))
         .with_state(state)
 }
@@ -53,8 +56,14 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// A plain-text error answer, like Go's `http.Error`.
 pub fn text_error(status: StatusCode, message: &str) -> Response {
     let mut resp = (status, format!("{message}\n")).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }
 
@@ -75,10 +84,17 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
     }
 }
 
-async fn render(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+async fn render(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let started = Instant::now();
-    let lang = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
-    let req = match params::parse_render_query(query.as_deref().unwrap_or(""), lang, &state.limits) {
+    let lang = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let req = match params::parse_render_query(query.as_deref().unwrap_or(""), lang, &state.limits)
+    {
         Ok(req) => req,
         Err(ParamError::Bad(m)) => return text_error(StatusCode::BAD_REQUEST, &m),
         Err(ParamError::Forbidden(m)) => return text_error(StatusCode::FORBIDDEN, &m),
@@ -103,7 +119,8 @@ pub fn error_response(err: &RenderError) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = text_error(status, &err.to_string());
     if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     }
     resp
 }
@@ -137,5 +154,8 @@ async fn version(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn not_found() -> Response {
-    text_error(StatusCode::NOT_FOUND, "not found; grender serves /render, /render/version, /healthz and /version")
+    text_error(
+        StatusCode::NOT_FOUND,
+        "not found; grender serves /render, /render/version, /healthz and /version",
+    )
 }

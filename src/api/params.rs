@@ -44,34 +44,57 @@ pub fn parse_render_query(
     accept_language: Option<&str>,
     limits: &Limits,
 ) -> Result<RenderRequest, ParamError> {
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let bad = |m: String| Err(ParamError::Bad(m));
 
     let url = check_url(get("url"), &limits.allowed_origins)?;
 
     let encoding = get("encoding").unwrap_or("").trim().to_ascii_lowercase();
-    let encoding = if encoding.is_empty() { limits.default_encoding.clone() } else { encoding };
+    let encoding = if encoding.is_empty() {
+        limits.default_encoding.clone()
+    } else {
+        encoding
+    };
     match encoding.as_str() {
         "png" => {}
         "pdf" => {
             return Err(ParamError::Unsupported(
-                "PDF output is not available in this grender build yet; request encoding=png".into(),
+                "PDF output is not available in this grender build yet; request encoding=png"
+                    .into(),
             ));
         }
-        other => return bad(format!("invalid 'encoding' query parameter: {other:?} (use png)")),
+        other => {
+            return bad(format!(
+                "invalid 'encoding' query parameter: {other:?} (use png)"
+            ));
+        }
     }
 
     let int = |name: &str| -> Result<Option<i64>, ParamError> {
         match get(name).map(str::trim).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| ParamError::Bad(format!("invalid '{name}' query parameter: {v:?} is not an integer"))),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+                ParamError::Bad(format!(
+                    "invalid '{name}' query parameter: {v:?} is not an integer"
+                ))
+            }),
         }
     };
-    let clamp = |v: i64, min: i64, max: i64| if max >= 0 { v.clamp(min, max.max(min)) } else { v.max(min) };
+    let clamp = |v: i64, min: i64, max: i64| {
+        if max >= 0 {
+            v.clamp(min, max.max(min))
+        } else {
+            v.max(min)
+        }
+    };
     let width = match int("width")? {
         None | Some(-1) => limits.min_width,
         Some(w) => clamp(w, limits.min_width, limits.max_width),
@@ -82,15 +105,28 @@ pub fn parse_render_query(
         Some(h) => Some(clamp(h, limits.min_height, limits.max_height)),
     };
 
-    let scale = match get("deviceScaleFactor").map(str::trim).filter(|v| !v.is_empty()) {
+    let scale = match get("deviceScaleFactor")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
         None => limits.default_scale,
         Some(v) => match v.parse::<f64>() {
-            Ok(s) if s.is_nan() => return bad(format!("invalid 'deviceScaleFactor' query parameter: {v:?}")),
+            Ok(s) if s.is_nan() => {
+                return bad(format!(
+                    "invalid 'deviceScaleFactor' query parameter: {v:?}"
+                ));
+            }
             Ok(s) if s <= 0.0 => {
-                return bad(format!("invalid request: deviceScaleFactor {v} is not allowed; page scale factor must be positive"));
+                return bad(format!(
+                    "invalid request: deviceScaleFactor {v} is not allowed; page scale factor must be positive"
+                ));
             }
             Ok(s) => s.min(limits.max_scale),
-            Err(_) => return bad(format!("invalid 'deviceScaleFactor' query parameter: {v:?} is not a number")),
+            Err(_) => {
+                return bad(format!(
+                    "invalid 'deviceScaleFactor' query parameter: {v:?} is not a number"
+                ));
+            }
         },
     };
     if let Some(h) = height {
@@ -109,12 +145,20 @@ pub fn parse_render_query(
         Some(v) if v.bytes().all(|b| b.is_ascii_digit()) => match v.parse::<u64>() {
             Ok(0) => limits.default_timeout,
             Ok(secs) if secs <= 86_400 * 365 => Duration::from_secs(secs),
-            _ => return bad(format!("invalid 'timeout' query parameter: {v:?} is too large")),
+            _ => {
+                return bad(format!(
+                    "invalid 'timeout' query parameter: {v:?} is too large"
+                ));
+            }
         },
         Some(v) => match parse_duration(v) {
             Ok(d) if d.is_zero() => limits.default_timeout,
             Ok(d) => d,
-            Err(_) => return bad(format!("invalid 'timeout' query parameter: {v:?} (use seconds, or a duration like 45s)")),
+            Err(_) => {
+                return bad(format!(
+                    "invalid 'timeout' query parameter: {v:?} (use seconds, or a duration like 45s)"
+                ));
+            }
         },
     };
 
@@ -122,11 +166,15 @@ pub fn parse_render_query(
         Some(v) => v == "true",
         None => limits.landscape,
     };
-    let timezone = get("timezone").map(str::trim).filter(|v| !v.is_empty()).map(String::from);
+    let timezone = get("timezone")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from);
     let cookie = match (get("renderKey"), get("domain")) {
-        (Some(key), Some(domain)) if !key.is_empty() && !domain.is_empty() => {
-            Some(RenderCookie { key: key.to_string(), domain: domain.to_string() })
-        }
+        (Some(key), Some(domain)) if !key.is_empty() && !domain.is_empty() => Some(RenderCookie {
+            key: key.to_string(),
+            domain: domain.to_string(),
+        }),
         _ => None,
     };
 
@@ -141,7 +189,10 @@ pub fn parse_render_query(
         },
         timezone,
         cookie,
-        accept_language: accept_language.map(str::trim).filter(|v| !v.is_empty()).map(String::from),
+        accept_language: accept_language
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from),
         deadline: Deadline::after(timeout),
     })
 }
@@ -152,7 +203,8 @@ fn check_url(raw: Option<&str>, allowed: &[url::Origin]) -> Result<String, Param
     if raw.is_empty() {
         return Err(ParamError::Bad("missing 'url' query parameter".into()));
     }
-    let parsed = url::Url::parse(raw).map_err(|e| ParamError::Bad(format!("Invalid URL in query: {e}")))?;
+    let parsed =
+        url::Url::parse(raw).map_err(|e| ParamError::Bad(format!("Invalid URL in query: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(ParamError::Forbidden(format!(
             "Forbidden query url protocol {:?}: only http and https URLs can be rendered",
@@ -201,15 +253,40 @@ mod tests {
         let r = parse("url=http://g/d&width=2000").unwrap();
         assert_eq!((r.viewport.height, r.viewport.initial_height), (None, 1500));
         let r = parse("url=http://g/d&height=-1").unwrap();
-        assert_eq!((r.viewport.width, r.viewport.height, r.viewport.initial_height), (1000, None, 750));
+        assert_eq!(
+            (
+                r.viewport.width,
+                r.viewport.height,
+                r.viewport.initial_height
+            ),
+            (1000, None, 750)
+        );
     }
 
     #[test]
     fn scale_is_clamped_and_must_be_positive() {
-        assert_eq!(parse("url=http://g/&deviceScaleFactor=10&height=500").unwrap().viewport.scale, 4.0);
-        assert_eq!(parse("url=http://g/&deviceScaleFactor=1.000000").unwrap().viewport.scale, 1.0);
+        assert_eq!(
+            parse("url=http://g/&deviceScaleFactor=10&height=500")
+                .unwrap()
+                .viewport
+                .scale,
+            4.0
+        );
+        assert_eq!(
+            parse("url=http://g/&deviceScaleFactor=1.000000")
+                .unwrap()
+                .viewport
+                .scale,
+            1.0
+        );
         for bad in ["0", "-1", "abc", "NaN"] {
-            assert!(matches!(parse(&format!("url=http://g/&deviceScaleFactor={bad}")), Err(ParamError::Bad(_))), "{bad}");
+            assert!(
+                matches!(
+                    parse(&format!("url=http://g/&deviceScaleFactor={bad}")),
+                    Err(ParamError::Bad(_))
+                ),
+                "{bad}"
+            );
         }
     }
 
@@ -217,40 +294,75 @@ mod tests {
     fn urls_are_checked() {
         assert!(matches!(parse(""), Err(ParamError::Bad(_))));
         assert!(matches!(parse("url="), Err(ParamError::Bad(_))));
-        for bad in ["file:///etc/passwd", "chrome://version", "ftp://localhost:21/", "socket://localhost:8081/"] {
-            assert!(matches!(parse(&format!("url={bad}")), Err(ParamError::Forbidden(_))), "{bad}");
+        for bad in [
+            "file:///etc/passwd",
+            "chrome://version",
+            "ftp://localhost:21/",
+            "socket://localhost:8081/",
+        ] {
+            assert!(
+                matches!(parse(&format!("url={bad}")), Err(ParamError::Forbidden(_))),
+                "{bad}"
+            );
         }
         let mut l = limits();
         l.allowed_origins = vec![url::Url::parse("http://grafana:3000").unwrap().origin()];
         assert!(parse_render_query("url=http://grafana:3000/d/x", None, &l).is_ok());
-        assert!(matches!(parse_render_query("url=http://evil:3000/d/x", None, &l), Err(ParamError::Forbidden(_))));
+        assert!(matches!(
+            parse_render_query("url=http://evil:3000/d/x", None, &l),
+            Err(ParamError::Forbidden(_))
+        ));
     }
 
     #[test]
     fn timeout_and_encoding() {
         let r = parse("url=http://g/&timeout=45s").unwrap();
-        assert!(r.deadline.remaining() <= Duration::from_secs(45) && r.deadline.remaining() > Duration::from_secs(44));
+        assert!(
+            r.deadline.remaining() <= Duration::from_secs(45)
+                && r.deadline.remaining() > Duration::from_secs(44)
+        );
         assert!(parse("url=http://g/&timeout=30").is_ok());
         for bad in ["-5", "abc", "5x"] {
-            assert!(matches!(parse(&format!("url=http://g/&timeout={bad}")), Err(ParamError::Bad(_))), "{bad}");
+            assert!(
+                matches!(
+                    parse(&format!("url=http://g/&timeout={bad}")),
+                    Err(ParamError::Bad(_))
+                ),
+                "{bad}"
+            );
         }
         assert!(parse("url=http://g/&encoding=").is_ok());
         assert!(parse("url=http://g/&encoding=PNG").is_ok());
-        assert!(matches!(parse("url=http://g/&encoding=csv"), Err(ParamError::Bad(_))));
-        assert!(matches!(parse("url=http://g/&encoding=pdf"), Err(ParamError::Unsupported(_))));
-        assert!(matches!(parse("url=http://g/&width=abc"), Err(ParamError::Bad(_))));
+        assert!(matches!(
+            parse("url=http://g/&encoding=csv"),
+            Err(ParamError::Bad(_))
+        ));
+        assert!(matches!(
+            parse("url=http://g/&encoding=pdf"),
+            Err(ParamError::Unsupported(_))
+        ));
+        assert!(matches!(
+            parse("url=http://g/&width=abc"),
+            Err(ParamError::Bad(_))
+        ));
     }
 
     #[test]
     fn cookie_needs_both_key_and_domain() {
         assert!(parse("url=http://g/&renderKey=k").unwrap().cookie.is_none());
-        let c = parse("url=http://g/&renderKey=k&domain=g").unwrap().cookie.unwrap();
+        let c = parse("url=http://g/&renderKey=k&domain=g")
+            .unwrap()
+            .cookie
+            .unwrap();
         assert_eq!((c.key.as_str(), c.domain.as_str()), ("k", "g"));
         assert!(!format!("{c:?}").contains('k') || !format!("{c:?}").contains("\"k\""));
     }
 
     #[test]
     fn huge_pictures_are_refused() {
-        assert!(matches!(parse("url=http://g/&width=3000&height=3000&deviceScaleFactor=4"), Err(ParamError::Bad(_))));
+        assert!(matches!(
+            parse("url=http://g/&width=3000&height=3000&deviceScaleFactor=4"),
+            Err(ParamError::Bad(_))
+        ));
     }
 }

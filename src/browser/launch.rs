@@ -134,9 +134,15 @@ pub async fn launch(opts: &LaunchOptions) -> Result<(ChromiumProcess, String), S
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", opts.path.display()))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", opts.path.display()))?;
     let stderr = child.stderr.take();
-    let mut process = ChromiumProcess { child, reaped: false, _profile: profile };
+    let mut process = ChromiumProcess {
+        child,
+        reaped: false,
+        _profile: profile,
+    };
 
     let (tx, rx) = oneshot::channel::<Result<String, String>>();
     let Some(stderr) = stderr else {
@@ -160,7 +166,10 @@ pub async fn launch(opts: &LaunchOptions) -> Result<(ChromiumProcess, String), S
         }
         Err(_) => {
             process.kill_tree();
-            Err(format!("Chromium did not open its DevTools socket within {:?}", opts.launch_timeout))
+            Err(format!(
+                "Chromium did not open its DevTools socket within {:?}",
+                opts.launch_timeout
+            ))
         }
     }
 }
@@ -186,7 +195,13 @@ fn drain_stderr(stderr: std::process::ChildStderr, tx: oneshot::Sender<Result<St
         }
     }
     if let Some(tx) = tx.take() {
-        let detail = if tail.is_empty() { "no output".to_string() } else { tail.join(" | ") };
-        let _ = tx.send(Err(format!("Chromium exited before it was ready: {detail}")));
+        let detail = if tail.is_empty() {
+            "no output".to_string()
+        } else {
+            tail.join(" | ")
+        };
+        let _ = tx.send(Err(format!(
+            "Chromium exited before it was ready: {detail}"
+        )));
     }
 }

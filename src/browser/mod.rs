@@ -17,8 +17,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use launch::LaunchOptions;
 use launch::ChromiumProcess;
+pub use launch::LaunchOptions;
 
 use crate::error::RenderError;
 use crate::request::Deadline;
@@ -63,7 +63,11 @@ impl BrowserSupervisor {
         let (tx, rx) = watch::channel(BrowserState::Starting);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(supervise(opts, tx, shutdown.clone()));
-        Arc::new(BrowserSupervisor { state: rx, shutdown, task: std::sync::Mutex::new(Some(task)) })
+        Arc::new(BrowserSupervisor {
+            state: rx,
+            shutdown,
+            task: std::sync::Mutex::new(Some(task)),
+        })
     }
 
     /// The current state, for health and version endpoints.
@@ -78,14 +82,20 @@ impl BrowserSupervisor {
             loop {
                 match &*rx.borrow_and_update() {
                     BrowserState::Ready(b) if !b.died.is_cancelled() => return Ok(b.clone()),
-                    BrowserState::Failed(msg) => return Err(RenderError::BrowserUnavailable(msg.clone())),
+                    BrowserState::Failed(msg) => {
+                        return Err(RenderError::BrowserUnavailable(msg.clone()));
+                    }
                     BrowserState::Stopped => {
-                        return Err(RenderError::BrowserUnavailable("the service is shutting down".into()));
+                        return Err(RenderError::BrowserUnavailable(
+                            "the service is shutting down".into(),
+                        ));
                     }
                     _ => {}
                 }
                 if rx.changed().await.is_err() {
-                    return Err(RenderError::BrowserUnavailable("the browser supervisor stopped".into()));
+                    return Err(RenderError::BrowserUnavailable(
+                        "the browser supervisor stopped".into(),
+                    ));
                 }
             }
         };
@@ -118,7 +128,11 @@ impl BrowserSupervisor {
     }
 }
 
-async fn supervise(opts: LaunchOptions, state: watch::Sender<BrowserState>, shutdown: CancellationToken) {
+async fn supervise(
+    opts: LaunchOptions,
+    state: watch::Sender<BrowserState>,
+    shutdown: CancellationToken,
+) {
     let mut generation = 0u64;
     let mut backoff = Duration::from_millis(250);
     while !shutdown.is_cancelled() {
@@ -131,8 +145,14 @@ async fn supervise(opts: LaunchOptions, state: watch::Sender<BrowserState>, shut
                 state.send_replace(BrowserState::Ready(live.clone()));
                 run_until_death(&live, handler_task, &shutdown).await;
                 live.died.cancel();
-                state.send_replace(if shutdown.is_cancelled() { BrowserState::Stopped } else { BrowserState::Starting });
-                tokio::task::spawn_blocking(move || process.kill_tree()).await.ok();
+                state.send_replace(if shutdown.is_cancelled() {
+                    BrowserState::Stopped
+                } else {
+                    BrowserState::Starting
+                });
+                tokio::task::spawn_blocking(move || process.kill_tree())
+                    .await
+                    .ok();
                 if started.elapsed() > Duration::from_secs(30) {
                     backoff = Duration::from_millis(250);
                 }
@@ -186,11 +206,25 @@ async fn connect(
         Err(_) => return Err("Chromium did not answer Browser.getVersion within 10s".into()),
     };
     let pid = process.pid();
-    Ok((LiveBrowser { cdp, died: CancellationToken::new(), version, pid, generation }, process, handler_task))
+    Ok((
+        LiveBrowser {
+            cdp,
+            died: CancellationToken::new(),
+            version,
+            pid,
+            generation,
+        },
+        process,
+        handler_task,
+    ))
 }
 
 /// Returns when Chromium died or, on shutdown, after closing it politely.
-async fn run_until_death(live: &LiveBrowser, mut handler_task: JoinHandle<()>, shutdown: &CancellationToken) {
+async fn run_until_death(
+    live: &LiveBrowser,
+    mut handler_task: JoinHandle<()>,
+    shutdown: &CancellationToken,
+) {
     tokio::select! {
         _ = &mut handler_task => {
             if !shutdown.is_cancelled() {

@@ -8,17 +8,20 @@ use std::sync::Mutex;
 
 use base64::Engine;
 use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::emulation::{
-    ScreenOrientation, ScreenOrientationType, SetDeviceMetricsOverrideParams, SetTimezoneOverrideParams,
+    ScreenOrientation, ScreenOrientationType, SetDeviceMetricsOverrideParams,
+    SetTimezoneOverrideParams,
 };
-use chromiumoxide::cdp::browser_protocol::network::{Headers, SetCookieParams, SetExtraHttpHeadersParams};
+use chromiumoxide::cdp::browser_protocol::network::{
+    Headers, SetCookieParams, SetExtraHttpHeadersParams,
+};
 use chromiumoxide::cdp::browser_protocol::page::{
     AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
 };
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams, EventTargetCrashed,
 };
-use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::js_protocol::runtime::{AddBindingParams, EventBindingCalled};
 use futures::StreamExt;
 
@@ -111,13 +114,19 @@ pub async fn render_png(
         .create_browser_context(CreateBrowserContextParams::default())
         .await
         .map_err(|e| RenderError::cdp("creating a browser context", e))?;
-    let guard = ContextGuard { browser: browser.clone(), id: Some(context_id.clone()) };
+    let guard = ContextGuard {
+        browser: browser.clone(),
+        id: Some(context_id.clone()),
+    };
     let target = CreateTargetParams::builder()
         .url("about:blank")
         .browser_context_id(context_id)
         .build()
         .map_err(|e| RenderError::cdp("opening a tab", e))?;
-    let page = cdp.new_page(target).await.map_err(|e| RenderError::cdp("opening a tab", e))?;
+    let page = cdp
+        .new_page(target)
+        .await
+        .map_err(|e| RenderError::cdp("opening a tab", e))?;
     let target_id = page.target_id().clone();
 
     let crashed = async {
@@ -137,7 +146,12 @@ pub async fn render_png(
 }
 
 /// The render steps inside the tab.
-async fn drive(page: &Page, req: &RenderRequest, opts: &PageOptions, progress: &Progress) -> Result<Capture, RenderError> {
+async fn drive(
+    page: &Page,
+    req: &RenderRequest,
+    opts: &PageOptions,
+    progress: &Progress,
+) -> Result<Capture, RenderError> {
     let mut bindings = page
         .event_listener::<EventBindingCalled>()
         .await
@@ -145,9 +159,11 @@ async fn drive(page: &Page, req: &RenderRequest, opts: &PageOptions, progress: &
     page.execute(AddBindingParams::new(readiness::BINDING_NAME))
         .await
         .map_err(|e| RenderError::cdp("adding the render binding", e))?;
-    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(readiness::TRACK_QUERIES_JS))
-        .await
-        .map_err(|e| RenderError::cdp("installing the query tracker", e))?;
+    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
+        readiness::TRACK_QUERIES_JS,
+    ))
+    .await
+    .map_err(|e| RenderError::cdp("installing the query tracker", e))?;
     emulate_viewport(page, &req.viewport, req.viewport.start_height()).await?;
     set_timezone(page, req.timezone.as_deref(), &opts.default_timezone).await?;
     if let Some(lang) = &req.accept_language {
@@ -163,12 +179,17 @@ async fn drive(page: &Page, req: &RenderRequest, opts: &PageOptions, progress: &
             .domain(cookie_domain(&cookie.domain))
             .build()
             .map_err(|e| RenderError::cdp("setting the renderKey cookie", e))?;
-        page.execute(params).await.map_err(|e| RenderError::cdp("setting the renderKey cookie", e))?;
+        page.execute(params)
+            .await
+            .map_err(|e| RenderError::cdp("setting the renderKey cookie", e))?;
     }
 
     progress.set("loading the page");
     if let Err(e) = page.goto(req.url.as_str()).await {
-        return Err(RenderError::Navigation { url: req.url.clone(), reason: e.to_string() });
+        return Err(RenderError::Navigation {
+            url: req.url.clone(),
+            reason: e.to_string(),
+        });
     }
 
     progress.set("waiting for panels to render");
@@ -187,7 +208,10 @@ async fn drive(page: &Page, req: &RenderRequest, opts: &PageOptions, progress: &
         .from_surface(true)
         .capture_beyond_viewport(false)
         .build();
-    let shot = page.execute(params).await.map_err(|e| RenderError::cdp("capturing the picture", e))?;
+    let shot = page
+        .execute(params)
+        .await
+        .map_err(|e| RenderError::cdp("capturing the picture", e))?;
     let png = base64::engine::general_purpose::STANDARD
         .decode(AsRef::<str>::as_ref(&shot.result.data))
         .map_err(|e| RenderError::cdp("decoding the picture", e))?;
@@ -197,9 +221,15 @@ async fn drive(page: &Page, req: &RenderRequest, opts: &PageOptions, progress: &
 /// Sets the viewport; the picture is `width × height × scale` pixels.
 async fn emulate_viewport(page: &Page, vp: &Viewport, height: u32) -> Result<(), RenderError> {
     let orientation = if vp.landscape {
-        ScreenOrientation { r#type: ScreenOrientationType::LandscapePrimary, angle: 90 }
+        ScreenOrientation {
+            r#type: ScreenOrientationType::LandscapePrimary,
+            angle: 90,
+        }
     } else {
-        ScreenOrientation { r#type: ScreenOrientationType::PortraitPrimary, angle: 0 }
+        ScreenOrientation {
+            r#type: ScreenOrientationType::PortraitPrimary,
+            angle: 0,
+        }
     };
     let params = SetDeviceMetricsOverrideParams::builder()
         .width(vp.width)
@@ -209,20 +239,32 @@ async fn emulate_viewport(page: &Page, vp: &Viewport, height: u32) -> Result<(),
         .screen_orientation(orientation)
         .build()
         .map_err(|e| RenderError::cdp("setting the viewport", e))?;
-    page.execute(params).await.map_err(|e| RenderError::cdp("setting the viewport", e))?;
+    page.execute(params)
+        .await
+        .map_err(|e| RenderError::cdp("setting the viewport", e))?;
     Ok(())
 }
 
 /// Applies the requested time zone; Chromium refuses unknown names, and then the
 /// server default applies (an invalid `timezone` is not an error, as in the Go service).
-async fn set_timezone(page: &Page, requested: Option<&str>, default: &str) -> Result<(), RenderError> {
+async fn set_timezone(
+    page: &Page,
+    requested: Option<&str>,
+    default: &str,
+) -> Result<(), RenderError> {
     if let Some(tz) = requested
-        && page.execute(SetTimezoneOverrideParams::new(tz)).await.is_ok()
+        && page
+            .execute(SetTimezoneOverrideParams::new(tz))
+            .await
+            .is_ok()
     {
         return Ok(());
     }
     if let Some(tz) = requested {
-        tracing::debug!(timezone = tz, "unknown time zone requested; using the server default");
+        tracing::debug!(
+            timezone = tz,
+            "unknown time zone requested; using the server default"
+        );
     }
     page.execute(SetTimezoneOverrideParams::new(default))
         .await
@@ -232,7 +274,11 @@ async fn set_timezone(page: &Page, requested: Option<&str>, default: &str) -> Re
 
 /// Cookie domains that are IPv6 literals must be bracketed, as in URLs.
 fn cookie_domain(domain: &str) -> String {
-    if domain.parse::<std::net::Ipv6Addr>().is_ok() { format!("[{domain}]") } else { domain.to_string() }
+    if domain.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{domain}]")
+    } else {
+        domain.to_string()
+    }
 }
 
 /// A full-page capture in progress: the viewport grows with the page, so that every
@@ -261,7 +307,11 @@ impl FullPage {
 
 /// The full-page height, cut so the picture stays under the pixel cap.
 fn full_page_height(vp: &Viewport, measured: f64, max_pixels: u64) -> u32 {
-    let measured = if measured.is_finite() && measured > 0.0 { measured.ceil() as u64 } else { 0 };
+    let measured = if measured.is_finite() && measured > 0.0 {
+        measured.ceil() as u64
+    } else {
+        0
+    };
     let per_row = (vp.width as f64 * vp.scale * vp.scale).max(1.0);
     let cap = (max_pixels as f64 / per_row).floor() as u64;
     measured.min(cap).min(u32::MAX as u64) as u32
@@ -288,7 +338,13 @@ mod tests {
 
     #[test]
     fn full_page_height_respects_the_pixel_cap() {
-        let vp = Viewport { width: 1000, height: None, initial_height: 750, scale: 2.0, landscape: true };
+        let vp = Viewport {
+            width: 1000,
+            height: None,
+            initial_height: 750,
+            scale: 2.0,
+            landscape: true,
+        };
         assert_eq!(full_page_height(&vp, 3000.4, 60_000_000), 3001);
         assert_eq!(full_page_height(&vp, 100_000.0, 60_000_000), 15_000);
         assert_eq!(full_page_height(&vp, f64::NAN, 60_000_000), 0);

@@ -140,7 +140,11 @@ pub async fn wait(
     mut full: Option<&mut FullPage>,
 ) -> Result<ReadinessMode, RenderError> {
     let started = tokio::time::Instant::now();
-    let slice = Duration::from_millis(if full.is_some() { FULL_PAGE_SLICE_MS } else { SLICE_MS });
+    let slice = Duration::from_millis(if full.is_some() {
+        FULL_PAGE_SLICE_MS
+    } else {
+        SLICE_MS
+    });
     let wait = async {
         let mut settle = false;
         let mut reported = false;
@@ -155,7 +159,13 @@ pub async fn wait(
                 "settle": settle,
             });
             settle = false;
-            let outcome: Outcome = match evaluate(page, &format!("({READY_JS})({args})"), "waiting for panels").await {
+            let outcome: Outcome = match evaluate(
+                page,
+                &format!("({READY_JS})({args})"),
+                "waiting for panels",
+            )
+            .await
+            {
                 Ok(o) => o,
                 // A navigation inside the page (a redirect, a reload) destroys the
                 // context the script ran in; look again in the new document.
@@ -164,7 +174,11 @@ pub async fn wait(
             };
             let ready = match outcome.mode.as_str() {
                 "pending" => None,
-                "login" => return Err(RenderError::LoginPage { url: outcome.url.unwrap_or_default() }),
+                "login" => {
+                    return Err(RenderError::LoginPage {
+                        url: outcome.url.unwrap_or_default(),
+                    });
+                }
                 "binding" if reported => {
                     evaluate::<serde_json::Value>(page, FRAMES_JS, "waiting for paint").await?;
                     Some(ReadinessMode::Binding)
@@ -197,20 +211,29 @@ pub async fn wait(
     match tokio::time::timeout_at(until, wait).await {
         Ok(result) => result,
         Err(_) => {
-            let detail = tokio::time::timeout(Duration::from_secs(1), evaluate::<String>(page, STATUS_JS, "status"))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_else(|| "the page gave no status".into());
-            Err(RenderError::ReadinessTimeout { timeout: opts.timeout, detail })
+            let detail = tokio::time::timeout(
+                Duration::from_secs(1),
+                evaluate::<String>(page, STATUS_JS, "status"),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| "the page gave no status".into());
+            Err(RenderError::ReadinessTimeout {
+                timeout: opts.timeout,
+                detail,
+            })
         }
     }
 }
 
-const FRAMES_JS: &str = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(0))))";
+const FRAMES_JS: &str =
+    "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(0))))";
 
 fn is_context_lost(detail: &str) -> bool {
-    detail.contains("context was destroyed") || detail.contains("Cannot find context") || detail.contains("navigated")
+    detail.contains("context was destroyed")
+        || detail.contains("Cannot find context")
+        || detail.contains("navigated")
 }
 
 /// Waits for Grafana's completion report on the render binding.
@@ -223,7 +246,10 @@ async fn next_report(
         }
         return check_binding_payload(&call.payload);
     }
-    Err(RenderError::cdp("waiting for Grafana's render report", "the tab went away"))
+    Err(RenderError::cdp(
+        "waiting for Grafana's render report",
+        "the tab went away",
+    ))
 }
 
 /// Grafana sends `{"type":"REPORT_RENDER_COMPLETE","data":{"success":bool,...}}`;
@@ -254,13 +280,26 @@ pub async fn evaluate<T: serde::de::DeserializeOwned>(
         .return_by_value(true)
         .build()
         .map_err(|e| RenderError::cdp(stage, e))?;
-    let reply = page.execute(params).await.map_err(|e| RenderError::cdp(stage, e))?;
+    let reply = page
+        .execute(params)
+        .await
+        .map_err(|e| RenderError::cdp(stage, e))?;
     if let Some(ex) = &reply.result.exception_details {
-        let text = ex.exception.as_ref().and_then(|e| e.description.clone()).unwrap_or_else(|| ex.text.clone());
+        let text = ex
+            .exception
+            .as_ref()
+            .and_then(|e| e.description.clone())
+            .unwrap_or_else(|| ex.text.clone());
         return Err(RenderError::cdp(stage, format!("script failed: {text}")));
     }
-    let value = reply.result.result.value.clone().unwrap_or(serde_json::Value::Null);
-    serde_json::from_value(value).map_err(|e| RenderError::cdp(stage, format!("unexpected script result: {e}")))
+    let value = reply
+        .result
+        .result
+        .value
+        .clone()
+        .unwrap_or(serde_json::Value::Null);
+    serde_json::from_value(value)
+        .map_err(|e| RenderError::cdp(stage, format!("unexpected script result: {e}")))
 }
 
 #[cfg(test)]
@@ -272,7 +311,10 @@ mod tests {
         let p = r#"{"type":"REPORT_RENDER_COMPLETE","data":{"success":false,"error":"datasource down"}}"#;
         let err = check_binding_payload(p).unwrap_err();
         assert!(err.to_string().contains("datasource down"));
-        assert!(check_binding_payload(r#"{"type":"REPORT_RENDER_COMPLETE","data":{"success":true}}"#).is_ok());
+        assert!(
+            check_binding_payload(r#"{"type":"REPORT_RENDER_COMPLETE","data":{"success":true}}"#)
+                .is_ok()
+        );
         assert!(check_binding_payload("anything").is_ok());
     }
 }

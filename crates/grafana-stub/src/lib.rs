@@ -66,7 +66,10 @@ impl GrafanaStub {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let app = router(Shared { render_key: render_key.map(String::from), seen: seen.clone() });
+        let app = router(Shared {
+            render_key: render_key.map(String::from),
+            seen: seen.clone(),
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -85,7 +88,10 @@ impl GrafanaStub {
 
     /// Requests whose path starts with `prefix`.
     pub fn seen_at(&self, prefix: &str) -> Vec<Seen> {
-        self.seen().into_iter().filter(|s| s.path.starts_with(prefix)).collect()
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path.starts_with(prefix))
+            .collect()
     }
 }
 
@@ -103,7 +109,14 @@ fn router(shared: Shared) -> Router {
         .route("/api/ds/query", get(query))
         .route("/api/report", get(|| async { StatusCode::NO_CONTENT }))
         .route("/probe.svg", get(probe))
-        .route("/", get(|| async { Html("<html><body style=\"background:#fff\"><h1>Grafana stand-in</h1></body></html>") }))
+        .route(
+            "/",
+            get(|| async {
+                Html(
+                    "<html><body style=\"background:#fff\"><h1>Grafana stand-in</h1></body></html>",
+                )
+            }),
+        )
         .layer(axum::middleware::from_fn_with_state(shared.clone(), record))
         .with_state(shared)
 }
@@ -117,9 +130,16 @@ async fn record(
     let seen = Seen {
         path: req.uri().path().to_string(),
         query: req.uri().query().unwrap_or("").to_string(),
-        host: headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+        host: headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
         render_key: cookie(headers, "renderKey"),
-        accept_language: headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).map(String::from),
+        accept_language: headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
     };
     if let Ok(mut s) = shared.seen.lock() {
         s.push(seen);
@@ -128,27 +148,44 @@ async fn record(
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == name).then(|| v.to_string())
-    })
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
 }
 
 async fn login() -> Html<&'static str> {
-    Html("<html><head><title>Grafana</title></head><body style=\"background:#fff\"><h1>Welcome to Grafana</h1><form>Log in</form></body></html>")
+    Html(
+        "<html><head><title>Grafana</title></head><body style=\"background:#fff\"><h1>Welcome to Grafana</h1><form>Log in</form></body></html>",
+    )
 }
 
 async fn probe() -> Response {
-    ([(header::CONTENT_TYPE, "image/svg+xml")], "<svg xmlns='http://www.w3.org/2000/svg' width='1' height='1'/>").into_response()
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml")],
+        "<svg xmlns='http://www.w3.org/2000/svg' width='1' height='1'/>",
+    )
+        .into_response()
 }
 
 async fn query(Query(q): Query<HashMap<String, String>>) -> Response {
-    let delay = q.get("delay").and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
+    let delay = q
+        .get("delay")
+        .and_then(|d| d.parse::<u64>().ok())
+        .unwrap_or(0);
     if q.get("never").is_some_and(|v| v == "1") {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     tokio::time::sleep(Duration::from_millis(delay)).await;
-    let panel = q.get("panel").and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
+    let panel = q
+        .get("panel")
+        .and_then(|d| d.parse::<u64>().ok())
+        .unwrap_or(0);
     let values: Vec<u64> = (0..20).map(|i| (i * 7 + panel * 13) % 17 + 2).collect();
     axum::Json(serde_json::json!({ "values": values })).into_response()
 }

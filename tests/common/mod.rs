@@ -1,0 +1,205 @@
+//! Shared test harness: a Grafana stand-in and a grender service with a real Chromium,
+//! both on loopback.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use grafana_stub::GrafanaStub;
+use grender::Service;
+use grender::config::{Command, parse_cli};
+
+pub const RENDER_KEY: &str = "test-render-key";
+pub const TOKEN: &str = "test-token";
+
+/// A running grender plus the stand-in it renders.
+pub struct Harness {
+    pub stub: GrafanaStub,
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pub browsers: std::sync::Arc<grender::browser::BrowserSupervisor>,
+}
+
+/// Whether a Chromium exists; without one, browser tests are skipped unless
+/// REQUIRE_CHROMIUM=1 (as in CI), where that is a failure.
+pub fn chromium_available() -> bool {
+    let opts = server_options(&[]);
+    match opts.resolve_browser() {
+        Ok(_) => true,
+        Err(e) => {
+            if std::env::var("REQUIRE_CHROMIUM").is_ok_and(|v| v == "1") {
+                panic!("REQUIRE_CHROMIUM=1 but {e}");
+            }
+            eprintln!("skipping: {e}");
+            false
+        }
+    }
+}
+
+pub fn server_options(extra: &[&str]) -> grender::config::ServerOptions {
+    let token = format!("--server.auth-token={TOKEN}");
+    let mut argv = vec![
+        "grender",
+        "server",
+        "--config=/dev/null",
+        "--server.addr=127.0.0.1:0",
+        &token,
+    ];
+    argv.extend_from_slice(extra);
+    match parse_cli(argv).expect("test options parse").command {
+        Command::Server(o) => *o,
+    }
+}
+
+impl Harness {
+    /// Starts the stand-in (requiring [`RENDER_KEY`]) and grender with `extra` options.
+    /// Returns None when no Chromium is installed (see [`chromium_available`]).
+    pub async fn start(extra: &[&str]) -> Option<Harness> {
+        if !chromium_available() {
+            return None;
+        }
+        let stub = GrafanaStub::start(Some(RENDER_KEY))
+            .await
+            .expect("stub starts");
+        let opts = server_options(extra);
+        let service = Service::start(&opts).expect("service starts");
+        let browsers = service.browsers.clone();
+        browsers.wait_started().await.expect("Chromium starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(service.serve(listener, async {
+            let _ = rx.await;
+        }));
+        Some(Harness {
+            stub,
+            addr,
+            client: reqwest::Client::new(),
+            stop: Some(tx),
+            server: Some(server),
+            browsers,
+        })
+    }
+
+    /// `/render` URL for `target` with extra query pairs.
+    pub fn render_url(&self, target: &str, params: &[(&str, &str)]) -> String {
+        let mut url = url::Url::parse(&format!("http://{}/render", self.addr)).expect("url");
+        url.query_pairs_mut().append_pair("url", target);
+        for (k, v) in params {
+            url.query_pairs_mut().append_pair(k, v);
+        }
+        url.to_string()
+    }
+
+    /// A stand-in dashboard URL with its knobs, e.g. `("/d-solo/a/b", "mode=legacy")`.
+    pub fn dashboard(&self, path: &str, knobs: &str) -> String {
+        if knobs.is_empty() {
+            self.stub.url(path)
+        } else {
+            self.stub.url(&format!("{path}?{knobs}"))
+        }
+    }
+
+    /// GET `/render` with the right token, render key and domain plus `params`.
+    pub async fn render(&self, target: &str, params: &[(&str, &str)]) -> Rendered {
+        let mut all = vec![("renderKey", RENDER_KEY), ("domain", "127.0.0.1")];
+        all.extend_from_slice(params);
+        self.get_with(&self.render_url(target, &all), &[("X-Auth-Token", TOKEN)])
+            .await
+    }
+
+    /// GET any URL with headers.
+    pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Rendered {
+        let mut req = self.client.get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request reaches grender");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("body").to_vec();
+        Rendered {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Path of grender itself.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops grender and its Chromium.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+/// A response from grender.
+pub struct Rendered {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Rendered {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+
+    /// Decodes the body as a PNG, failing with the error text otherwise.
+    pub fn png(&self) -> Image {
+        assert_eq!(
+            self.status,
+            200,
+            "expected a picture, got {}: {}",
+            self.status,
+            self.text()
+        );
+        let decoder = png::Decoder::new(std::io::Cursor::new(&self.body));
+        let mut reader = decoder.read_info().expect("valid PNG");
+        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut buf).expect("PNG frame");
+        let channels = info.color_type.samples();
+        Image {
+            width: info.width,
+            height: info.height,
+            channels,
+            data: buf[..info.buffer_size()].to_vec(),
+        }
+    }
+}
+
+/// A decoded picture.
+pub struct Image {
+    pub width: u32,
+    pub height: u32,
+    channels: usize,
+    data: Vec<u8>,
+}
+
+impl Image {
+    pub fn rgb(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = (y as usize * self.width as usize + x as usize) * self.channels;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+
+    /// True when the pixel is (within rounding) the stand-in's drawn-panel colour.
+    pub fn is_drawn(&self, x: u32, y: u32) -> bool {
+        close(self.rgb(x, y), grafana_stub::DRAWN_RGB)
+    }
+}
+
+pub fn close(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter().zip(b.iter()).all(|(x, y)| x.abs_diff(*y) <= 6)
+}

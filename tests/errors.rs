@@ -1,0 +1,258 @@
+//! Every refusal: status codes and one-line reasons, before and during rendering.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Harness, TOKEN};
+
+const SOLO: &str = "/d-solo/uid1/panel";
+
+#[tokio::test]
+async fn missing_or_wrong_token_is_401_before_anything_else() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let url = h.render_url("file:///etc/passwd", &[]);
+    for headers in [
+        vec![],
+        vec![("X-Auth-Token", "")],
+        vec![("X-Auth-Token", " \t")],
+        vec![("X-Auth-Token", "wrong")],
+    ] {
+        let r = h.get_with(&url, &headers).await;
+        assert_eq!(r.status, 401, "{headers:?}: {}", r.text());
+        assert!(r.text().contains("server.auth-token"), "{}", r.text());
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn legacy_grafana_without_a_token_is_accepted_only_when_opted_in() {
+    let Some(h) = Harness::start(&["--server.allow-missing-token"]).await else {
+        return;
+    };
+    let r = h
+        .get_with(&h.render_url("file:///etc/passwd", &[]), &[])
+        .await;
+    assert_eq!(
+        r.status,
+        403,
+        "passes auth, then the URL check refuses: {}",
+        r.text()
+    );
+    let r = h
+        .get_with(
+            &h.render_url("file:///etc/passwd", &[]),
+            &[("X-Auth-Token", "wrong")],
+        )
+        .await;
+    assert_eq!(r.status, 401, "a wrong token is still refused");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn bad_urls_and_parameters_are_refused() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let auth = [("X-Auth-Token", TOKEN)];
+    for bad in [
+        "file:///etc/passwd",
+        "chrome://version",
+        "ftp://localhost:21/",
+        "socket://localhost:8081/",
+    ] {
+        let r = h.get_with(&h.render_url(bad, &[]), &auth).await;
+        assert_eq!(r.status, 403, "{bad}: {}", r.text());
+    }
+    let r = h.get_with(&h.url("/render"), &auth).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("missing 'url'"), "{}", r.text());
+    assert_eq!(h.get_with(&h.url("/render?url="), &auth).await.status, 400);
+    let target = h.dashboard(SOLO, "");
+    for (k, v) in [
+        ("width", "wide"),
+        ("height", "1.5"),
+        ("deviceScaleFactor", "0"),
+        ("deviceScaleFactor", "-2"),
+        ("deviceScaleFactor", "x"),
+        ("timeout", "-3"),
+        ("timeout", "soon"),
+        ("encoding", "csv"),
+        ("encoding", "gif"),
+    ] {
+        let r = h.get_with(&h.render_url(&target, &[(k, v)]), &auth).await;
+        assert_eq!(r.status, 400, "{k}={v}: {}", r.text());
+        assert!(r.text().contains(k), "{k}={v}: {}", r.text());
+        assert_eq!(
+            r.text().trim_end().lines().count(),
+            1,
+            "one line: {}",
+            r.text()
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn request_timeout_gives_408_on_time() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let started = Instant::now();
+    let r = h
+        .render(
+            &h.dashboard(SOLO, "delay=20000"),
+            &[("height", "500"), ("timeout", "1")],
+        )
+        .await;
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert!(
+        r.text().contains("timed out") && r.text().contains("waiting for panels"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the deadline was not enforced"
+    );
+    // Go duration form.
+    let r = h
+        .render(
+            &h.dashboard(SOLO, "delay=20000"),
+            &[("height", "500"), ("timeout", "1500ms")],
+        )
+        .await;
+    assert_eq!(r.status, 408, "{}", r.text());
+    // The service still renders afterwards.
+    assert_eq!(
+        h.render(&h.dashboard(SOLO, ""), &[("height", "500")])
+            .await
+            .status,
+        200
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_timeout_gives_408_with_what_was_missing() {
+    let Some(h) = Harness::start(&["--browser.readiness.timeout=1s"]).await else {
+        return;
+    };
+    let r = h
+        .render(
+            &h.dashboard(SOLO, "never=1"),
+            &[("height", "500"), ("timeout", "30")],
+        )
+        .await;
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert!(
+        r.text().contains("browser.readiness.timeout")
+            && r.text().contains("queries still running"),
+        "{}",
+        r.text()
+    );
+    let r = h
+        .render(
+            &h.dashboard(SOLO, "never=1&mode=legacy"),
+            &[("height", "500"), ("timeout", "30")],
+        )
+        .await;
+    assert!(r.text().contains("0 of 1 panels rendered"), "{}", r.text());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn unreachable_grafana_names_the_callback_url() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    // A port nobody listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = h
+        .render(
+            &format!("http://127.0.0.1:{free}/d/x/y"),
+            &[("height", "500")],
+        )
+        .await;
+    assert_eq!(r.status, 500);
+    assert!(
+        r.text().contains("ERR_CONNECTION_REFUSED")
+            && r.text().contains("GF_RENDERING_CALLBACK_URL"),
+        "{}",
+        r.text()
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn full_queue_is_refused_with_429_and_retry_after() {
+    let Some(h) = Harness::start(&["--render.concurrency=1", "--render.queue-size=1"]).await else {
+        return;
+    };
+    let slow = h.dashboard(SOLO, "delay=1500");
+    let url = h.render_url(
+        &slow,
+        &[
+            ("renderKey", common::RENDER_KEY),
+            ("domain", "127.0.0.1"),
+            ("height", "500"),
+        ],
+    );
+    let (a, b, c) = tokio::join!(
+        h.get_with(&url, &[("X-Auth-Token", TOKEN)]),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await
+        },
+    );
+    assert_eq!(
+        (a.status, b.status),
+        (200, 200),
+        "one runs, one waits: {} / {}",
+        a.text(),
+        b.text()
+    );
+    assert_eq!(c.status, 429, "{}", c.text());
+    assert_eq!(c.headers["retry-after"], "5");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn info_routes() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let r = h.get_with(&h.url("/render/version"), &[]).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, r#"{"version": "5.0.0"}"#)
+    );
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(h.get_with(&h.url("/healthz"), &[]).await.text(), "OK");
+    let v = h.get_with(&h.url("/version"), &[]).await.text();
+    assert!(
+        v.starts_with("grender ") && v.contains("\nbrowser HeadlessChrome/"),
+        "{v}"
+    );
+    assert_eq!(h.get_with(&h.url("/"), &[]).await.status, 200);
+    assert_eq!(h.get_with(&h.url("/nope"), &[]).await.status, 404);
+    let r = h
+        .client
+        .post(h.url("/render"))
+        .header("X-Auth-Token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    h.stop().await;
+}

@@ -1,0 +1,384 @@
+//! End-to-end renders: real Chromium, real HTTP on loopback, the Grafana stand-in.
+
+mod common;
+
+use common::{Harness, RENDER_KEY, TOKEN};
+
+const SOLO: &str = "/d-solo/uid1/panel";
+const DASH: &str = "/d/uid1/dashboard";
+
+#[tokio::test]
+async fn png_size_is_viewport_times_scale_and_panel_is_drawn() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let img = h
+        .render(
+            &h.dashboard(SOLO, "delay=200"),
+            &[
+                ("width", "1200"),
+                ("height", "600"),
+                ("deviceScaleFactor", "2"),
+            ],
+        )
+        .await
+        .png();
+    assert_eq!((img.width, img.height), (2400, 1200));
+    assert!(
+        img.is_drawn(2300, 600),
+        "panel not drawn: {:?}",
+        img.rgb(2300, 600)
+    );
+
+    // Grafana 7/8 format the scale as %f.
+    let img = h
+        .render(
+            &h.dashboard(SOLO, ""),
+            &[
+                ("width", "1000"),
+                ("height", "500"),
+                ("deviceScaleFactor", "1.000000"),
+            ],
+        )
+        .await
+        .png();
+    assert_eq!((img.width, img.height), (1000, 500));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn sizes_below_the_minimum_are_raised_and_scale_is_clamped() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let img = h
+        .render(&h.dashboard(SOLO, ""), &[("width", "1"), ("height", "1")])
+        .await
+        .png();
+    assert_eq!((img.width, img.height), (1000, 500));
+    let img = h
+        .render(
+            &h.dashboard(SOLO, ""),
+            &[
+                ("width", "1000"),
+                ("height", "500"),
+                ("deviceScaleFactor", "10"),
+            ],
+        )
+        .await
+        .png();
+    assert_eq!(
+        (img.width, img.height),
+        (4000, 2000),
+        "scale clamped to browser.max-page-scale-factor 4"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn absent_height_captures_the_full_page_with_lazy_panels_drawn() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    // Header 50 px + 6 panels × 300 px; panels below the first screen load lazily.
+    let target = h.dashboard(DASH, "panels=6&panelHeight=300&lazy=1&delay=100");
+    let img = h.render(&target, &[("width", "1000")]).await.png();
+    assert_eq!((img.width, img.height), (1000, 1850));
+    for panel in 0..6 {
+        let y = 50 + panel * 300 + 150;
+        assert!(
+            img.is_drawn(900, y),
+            "panel {panel} not drawn at y={y}: {:?}",
+            img.rgb(900, y)
+        );
+    }
+    let img = h
+        .render(
+            &target,
+            &[
+                ("width", "1000"),
+                ("height", "-1"),
+                ("deviceScaleFactor", "0.5"),
+            ],
+        )
+        .await
+        .png();
+    assert_eq!(
+        (img.width, img.height),
+        (500, 925),
+        "height=-1 is full page too"
+    );
+
+    // A page shorter than ¾ of the width stays at that height.
+    let img = h
+        .render(
+            &h.dashboard(DASH, "panels=1&panelHeight=200"),
+            &[("width", "1000")],
+        )
+        .await
+        .png();
+    assert_eq!((img.width, img.height), (1000, 750));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn each_readiness_mode_waits_for_drawn_panels() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    for mode in ["scenes", "binding", "legacy"] {
+        let img = h
+            .render(
+                &h.dashboard(SOLO, &format!("mode={mode}&delay=600")),
+                &[("width", "1000"), ("height", "500")],
+            )
+            .await
+            .png();
+        assert!(
+            img.is_drawn(900, 250),
+            "{mode}: captured before the panel drew: {:?}",
+            img.rgb(900, 250)
+        );
+        let img = h
+            .render(
+                &h.dashboard(DASH, &format!("mode={mode}&delay=300&panels=4")),
+                &[("width", "1000"), ("height", "1000")],
+            )
+            .await
+            .png();
+        for y in [200, 500, 800] {
+            assert!(
+                img.is_drawn(900, y),
+                "{mode}: dashboard panel at y={y} not drawn: {:?}",
+                img.rgb(900, y)
+            );
+        }
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_panel_whose_query_takes_two_seconds_is_captured_drawn() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let img = h
+        .render(
+            &h.dashboard(SOLO, "delay=2000"),
+            &[("width", "1000"), ("height", "500"), ("timeout", "30")],
+        )
+        .await
+        .png();
+    assert!(img.is_drawn(500, 400), "{:?}", img.rgb(500, 400));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn binding_failure_report_is_an_error_not_a_picture() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let r = h
+        .render(
+            &h.dashboard(SOLO, "mode=binding&fail=1"),
+            &[("height", "500")],
+        )
+        .await;
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("stand-in panel failed"), "{}", r.text());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_plain_page_without_grafana_signals_is_captured() {
+    let Some(h) = Harness::start(&["--browser.readiness.give-up-on-first-query=300ms"]).await
+    else {
+        return;
+    };
+    let img = h.render(&h.stub.url("/"), &[("height", "500")]).await.png();
+    assert_eq!((img.width, img.height), (1000, 500));
+    assert!(common::close(img.rgb(900, 400), [255, 255, 255]));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn login_redirect_is_a_clear_error() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let url = h.render_url(
+        &h.dashboard(SOLO, ""),
+        &[
+            ("renderKey", "expired"),
+            ("domain", "127.0.0.1"),
+            ("height", "500"),
+        ],
+    );
+    let r = h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await;
+    assert_eq!(r.status, 500);
+    assert!(
+        r.text().contains("login page") && r.text().contains("render key"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.headers["content-type"], "text/plain; charset=utf-8");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn render_key_cookie_goes_to_the_given_domain_only() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    // The page also loads an image from localhost: a different cookie domain.
+    let probe = format!("http://localhost:{}", h.stub.addr.port());
+    let target = h.dashboard(
+        SOLO,
+        &format!(
+            "probe={}",
+            url::form_urlencoded::byte_serialize(probe.as_bytes()).collect::<String>()
+        ),
+    );
+    let r = h.render(&target, &[("height", "500")]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = h.stub.seen_at(SOLO);
+    assert_eq!(
+        page.last().and_then(|s| s.render_key.clone()).as_deref(),
+        Some(RENDER_KEY)
+    );
+    let queries = h.stub.seen_at("/api/ds/query");
+    assert!(
+        queries
+            .iter()
+            .all(|s| s.render_key.as_deref() == Some(RENDER_KEY)),
+        "data requests carry the cookie"
+    );
+    let probes = h.stub.seen_at("/probe.svg");
+    assert!(!probes.is_empty(), "the probe image was requested");
+    assert!(
+        probes.iter().all(|s| s.render_key.is_none()),
+        "cookie leaked to another domain: {probes:?}"
+    );
+
+    // The cookie set for another domain does not reach 127.0.0.1: Grafana sends to login.
+    let url = h.render_url(
+        &h.dashboard(SOLO, ""),
+        &[
+            ("renderKey", RENDER_KEY),
+            ("domain", "localhost"),
+            ("height", "500"),
+        ],
+    );
+    let r = h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await;
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("login page"), "{}", r.text());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn renders_do_not_share_cookies() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    assert_eq!(
+        h.render(&h.dashboard(SOLO, ""), &[("height", "500")])
+            .await
+            .status,
+        200
+    );
+    // Same page without a render key: the earlier render's cookie must not be there.
+    let url = h.render_url(&h.dashboard(SOLO, ""), &[("height", "500")]);
+    let r = h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("login page"));
+    assert!(
+        h.stub
+            .seen_at(SOLO)
+            .last()
+            .is_some_and(|s| s.render_key.is_none())
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn timezone_is_applied_and_invalid_falls_back_to_the_default() {
+    let Some(h) = Harness::start(&["--browser.timezone=Europe/Paris"]).await else {
+        return;
+    };
+    let reported = |h: &Harness| {
+        h.stub
+            .seen_at("/api/report")
+            .last()
+            .map(|s| s.query.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        h.render(
+            &h.dashboard(SOLO, ""),
+            &[("height", "500"), ("timezone", "Asia/Tokyo")]
+        )
+        .await
+        .status,
+        200
+    );
+    assert!(reported(&h).contains("tz=Asia%2FTokyo"), "{}", reported(&h));
+    assert_eq!(
+        h.render(
+            &h.dashboard(SOLO, ""),
+            &[("height", "500"), ("timezone", "Mars/Olympus")]
+        )
+        .await
+        .status,
+        200
+    );
+    assert!(
+        reported(&h).contains("tz=Europe%2FParis"),
+        "{}",
+        reported(&h)
+    );
+    assert_eq!(
+        h.render(&h.dashboard(SOLO, ""), &[("height", "500")])
+            .await
+            .status,
+        200
+    );
+    assert!(
+        reported(&h).contains("tz=Europe%2FParis"),
+        "{}",
+        reported(&h)
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn accept_language_reaches_every_browser_request() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let url = h.render_url(
+        &h.dashboard(SOLO, ""),
+        &[
+            ("renderKey", RENDER_KEY),
+            ("domain", "127.0.0.1"),
+            ("height", "500"),
+        ],
+    );
+    let r = h
+        .get_with(
+            &url,
+            &[("X-Auth-Token", TOKEN), ("Accept-Language", "de-DE")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for path in [SOLO, "/api/ds/query"] {
+        let seen = h.stub.seen_at(path);
+        assert!(
+            !seen.is_empty()
+                && seen
+                    .iter()
+                    .all(|s| s.accept_language.as_deref() == Some("de-DE")),
+            "{path}: {seen:?}"
+        );
+    }
+    h.stop().await;
+}
