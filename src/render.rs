@@ -10,6 +10,9 @@ use crate::error::RenderError;
 use crate::page::{self, Capture, PageOptions, Progress};
 use crate::request::{Deadline, RenderRequest};
 
+/// How long a failed CDP call waits to learn whether the browser died.
+const BROWSER_DEATH_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Runs renders with bounded concurrency and a bounded queue.
 pub struct Renderer {
     browsers: Arc<BrowserSupervisor>,
@@ -49,10 +52,22 @@ impl Renderer {
         progress.set("waiting for Chromium");
         let browser = self.browsers.current(&deadline).await?;
         let work = page::render_png(&browser, req, &self.page, &progress);
-        tokio::select! {
+        let result = tokio::select! {
             result = work => result,
             _ = browser.died.cancelled() => Err(RenderError::BrowserDied),
             _ = tokio::time::sleep_until(deadline.at()) => Err(deadline.expired(progress.get())),
+        };
+        match result {
+            // A CDP call can fail a moment before the supervisor notices the browser's
+            // death; name the real cause.
+            Err(RenderError::Browser { .. })
+                if tokio::time::timeout(BROWSER_DEATH_GRACE, browser.died.cancelled())
+                    .await
+                    .is_ok() =>
+            {
+                Err(RenderError::BrowserDied)
+            }
+            other => other,
         }
     }
 

@@ -194,7 +194,7 @@ async fn drive(
 
     progress.set("waiting for panels to render");
     let until = tokio::time::Instant::now() + opts.readiness.timeout;
-    let mut full = req.viewport.height.is_none().then(|| FullPage {
+    let mut full = req.viewport.height.is_none().then_some(FullPage {
         viewport: req.viewport,
         height: req.viewport.initial_height,
         max_pixels: opts.max_pixels,

@@ -1,0 +1,231 @@
+//! Chromium's life: crashes are survived, and no Chromium outlives the service.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Harness;
+use grender::browser::BrowserState;
+
+const SOLO: &str = "/d-solo/uid1/panel";
+
+/// (pid, state, ppid, pgid) of every process.
+fn processes() -> Vec<(i32, char, i32, i32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 3 {
+            out.push((
+                pid,
+                f[0].chars().next().unwrap_or('?'),
+                f[1].parse().unwrap_or(0),
+                f[2].parse().unwrap_or(0),
+            ));
+        }
+    }
+    out
+}
+
+/// Live (non-zombie) processes of process group `pgid`.
+fn alive_in_group(pgid: i32) -> Vec<i32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.3 == pgid && p.1 != 'Z')
+        .map(|p| p.0)
+        .collect()
+}
+
+fn wait_until_gone(pgid: i32, within: Duration) -> Vec<i32> {
+    let start = Instant::now();
+    loop {
+        let alive = alive_in_group(pgid);
+        if alive.is_empty() || start.elapsed() > within {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn current_pid(h: &Harness) -> (u32, u64) {
+    match h.browsers.state() {
+        BrowserState::Ready(b) => (b.pid, b.generation),
+        _ => panic!("browser not ready"),
+    }
+}
+
+#[tokio::test]
+async fn a_killed_chromium_fails_its_render_at_once_and_is_relaunched() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let (pid, generation) = current_pid(&h);
+    let slow = h.dashboard(SOLO, "delay=20000");
+    let started = Instant::now();
+    let (r, _) = tokio::join!(
+        h.render(&slow, &[("height", "500"), ("timeout", "60")]),
+        async {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    );
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("Chromium exited"), "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the render was not failed at once"
+    );
+    assert!(
+        wait_until_gone(pid as i32, Duration::from_secs(5)).is_empty(),
+        "old Chromium tree left running"
+    );
+
+    // The next render waits for the relaunched browser and succeeds.
+    let img = h
+        .render(&h.dashboard(SOLO, ""), &[("height", "500")])
+        .await
+        .png();
+    assert!(img.is_drawn(500, 250));
+    let (new_pid, new_generation) = current_pid(&h);
+    assert!(new_generation > generation && new_pid != pid);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_crashed_tab_fails_its_render_and_the_browser_keeps_working() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let (pid, generation) = current_pid(&h);
+    let slow = h.dashboard(SOLO, "delay=20000");
+    let (r, _) = tokio::join!(
+        h.render(&slow, &[("height", "500"), ("timeout", "60")]),
+        async {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            // Kill every renderer process, as the OOM killer would.
+            for (p, _, _, pgid) in processes() {
+                let cmdline =
+                    std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                if pgid == pid as i32 && cmdline.contains("--type=renderer") {
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
+            }
+        }
+    );
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("tab crashed"), "{}", r.text());
+    let img = h
+        .render(&h.dashboard(SOLO, ""), &[("height", "500")])
+        .await
+        .png();
+    assert!(img.is_drawn(500, 250));
+    assert_eq!(
+        current_pid(&h),
+        (pid, generation),
+        "the browser itself was not restarted"
+    );
+    h.stop().await;
+}
+
+/// Starts the real binary and returns it with its Chromium's pid once ready.
+fn spawn_grender(extra: &[&str]) -> Option<(std::process::Child, i32)> {
+    if !common::chromium_available() {
+        return None;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_grender"))
+        .args([
+            "server",
+            "--config=/dev/null",
+            "--server.addr=127.0.0.1:0",
+            "--log.format=text",
+        ])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("grender starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("log line");
+        if line.contains("Chromium is ready") {
+            break;
+        }
+    }
+    // Keep draining so grender never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let me = child.id() as i32;
+    let chromium = processes()
+        .into_iter()
+        .find(|p| p.2 == me)
+        .map(|p| p.0)
+        .expect("Chromium is a child of grender");
+    Some((child, chromium))
+}
+
+#[test]
+fn sigterm_and_sigint_stop_chromium_with_the_service() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let Some((mut child, chromium)) = spawn_grender(&[]) else {
+            return;
+        };
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().expect("exits");
+        assert!(status.success(), "signal {signal}: {status:?}");
+        assert!(
+            wait_until_gone(chromium, Duration::from_secs(5)).is_empty(),
+            "Chromium outlived grender (signal {signal})"
+        );
+    }
+}
+
+#[test]
+fn sigkill_of_the_service_takes_chromium_down_too() {
+    let Some((mut child, chromium)) = spawn_grender(&[]) else {
+        return;
+    };
+    assert!(!alive_in_group(chromium).is_empty());
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let left = wait_until_gone(chromium, Duration::from_secs(10));
+    assert!(
+        left.is_empty(),
+        "Chromium processes outlived a SIGKILLed grender: {left:?}"
+    );
+}
+
+#[test]
+fn a_bad_option_is_one_line_and_exit_code_2() {
+    for args in [
+        vec!["server", "--browser.min-width=wide"],
+        vec!["server", "--server.addr=nowhere"],
+        vec!["server", "--browser.max-width=10"],
+        vec!["server", "--no-such-option"],
+        vec!["server", "--api.default-encoding=gif"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_grender"))
+            .args(&args)
+            .arg("--config=/dev/null")
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line: {stderr}"
+        );
+        assert!(stderr.starts_with("grender: "), "{stderr}");
+    }
+}
