@@ -138,7 +138,7 @@ async fn supervise(
     while !shutdown.is_cancelled() {
         generation += 1;
         let started = tokio::time::Instant::now();
-        match connect(&opts, generation).await {
+        match connect(&opts, generation, &shutdown).await {
             Ok((live, mut process, handler_task)) => {
                 tracing::info!(pid = live.pid, version = %live.version, generation, "Chromium is ready");
                 let live = Arc::new(live);
@@ -178,6 +178,7 @@ async fn supervise(
 async fn connect(
     opts: &LaunchOptions,
     generation: u64,
+    shutdown: &CancellationToken,
 ) -> Result<(LiveBrowser, ChromiumProcess, JoinHandle<()>), String> {
     let (process, ws_url) = launch::launch(opts).await?;
     let config = HandlerConfig {
@@ -192,10 +193,15 @@ async fn connect(
         .map_err(|e| format!("cannot connect to Chromium's DevTools socket: {e}"))?;
     // The handler must be polled in its own task and stop at the first error: after a
     // broken websocket it would otherwise stay pending forever (STACK.md pitfall 1).
+    let closing = shutdown.clone();
     let handler_task = tokio::spawn(async move {
         while let Some(event) = handler.next().await {
             if let Err(e) = event {
-                tracing::warn!("CDP connection to Chromium ended: {e}");
+                if closing.is_cancelled() {
+                    tracing::debug!("CDP connection closed: {e}");
+                } else {
+                    tracing::warn!("CDP connection to Chromium ended: {e}");
+                }
                 break;
             }
         }
