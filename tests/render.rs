@@ -382,3 +382,101 @@ async fn accept_language_reaches_every_browser_request() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn every_grafana_era_request_shape_renders() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let target = h.dashboard(SOLO, "orgId=1&panelId=2&render=1");
+    let eras: [(&str, &[(&str, &str)], (u32, u32)); 5] = [
+        // Grafana 6: no scale, empty encoding, timeout in seconds.
+        (
+            "6.x",
+            &[
+                ("width", "800"),
+                ("height", "400"),
+                ("timezone", ""),
+                ("encoding", ""),
+                ("timeout", "60"),
+            ],
+            (1000, 500),
+        ),
+        // Grafana 7/8: scale formatted with %f.
+        (
+            "7/8",
+            &[
+                ("width", "1000"),
+                ("height", "500"),
+                ("deviceScaleFactor", "1.000000"),
+                ("encoding", ""),
+                ("timeout", "30"),
+            ],
+            (1000, 500),
+        ),
+        // Grafana 10/11: explicit png.
+        (
+            "10/11",
+            &[
+                ("width", "1200"),
+                ("height", "600"),
+                ("deviceScaleFactor", "2.000000"),
+                ("encoding", "png"),
+                ("timezone", "browser"),
+                ("timeout", "60"),
+            ],
+            (2400, 1200),
+        ),
+        // Grafana 13: height=-1 for full height.
+        (
+            "13",
+            &[
+                ("width", "1000"),
+                ("height", "-1"),
+                ("deviceScaleFactor", "1.000000"),
+                ("encoding", "png"),
+                ("timezone", "UTC"),
+                ("timeout", "60"),
+            ],
+            (1000, 750),
+        ),
+        // Grafana's /render API defaults (800×400, tz offset) go through unchanged.
+        (
+            "api",
+            &[
+                ("width", "800"),
+                ("height", "400"),
+                ("timezone", "UTC-02:00"),
+                ("timeout", "60"),
+            ],
+            (1000, 500),
+        ),
+    ];
+    for (era, params, size) in eras {
+        let url = h.render_url(
+            &target,
+            &[
+                &[("renderKey", RENDER_KEY), ("domain", "127.0.0.1")],
+                params,
+            ]
+            .concat(),
+        );
+        let r = h
+            .get_with(
+                &url,
+                &[
+                    ("X-Auth-Token", TOKEN),
+                    ("User-Agent", "Grafana/10.4.0"),
+                    ("X-Tenant-ID", "127.0.0.1"),
+                ],
+            )
+            .await;
+        let img = r.png();
+        assert_eq!((img.width, img.height), size, "Grafana {era}");
+        assert!(
+            img.is_drawn(size.0 / 2, size.1 / 2),
+            "Grafana {era}: panel not drawn"
+        );
+    }
+    h.stop().await;
+}
