@@ -145,6 +145,12 @@ pub struct ServerOptions {
           default_value = "3s", value_parser = parse_duration)]
     pub give_up_on_first_query: Duration,
 
+    /// Renders one browser context serves, scrubbed between them, before it is replaced.
+    /// 1 gives every render a brand-new context (slower: Grafana's bundle loads every time).
+    #[arg(long = "browser.context-reuse", env = "BROWSER_CONTEXT_REUSE", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub context_reuse: u32,
+
     /// Renders running at once; the rest wait in the queue.
     #[arg(long = "render.concurrency", env = "RENDER_CONCURRENCY")]
     pub concurrency: Option<usize>,

@@ -22,7 +22,7 @@ use std::time::Duration;
 use api::AppState;
 use api::auth::TokenCheck;
 use api::params::Limits;
-use browser::{BrowserSupervisor, LaunchOptions};
+use browser::{BrowserOptions, BrowserSupervisor, LaunchOptions};
 use config::{ConfigError, ServerOptions};
 use page::{PageOptions, ReadinessOptions};
 use render::Renderer;
@@ -40,11 +40,15 @@ impl Service {
         opts.validate()?;
         let path = opts.resolve_browser()?;
         let timezone = opts.default_timezone();
-        let browsers = BrowserSupervisor::start(LaunchOptions {
-            path,
-            extra_flags: config::split_browser_flags(&opts.browser_flags),
-            timezone: timezone.clone(),
-            launch_timeout: Duration::from_secs(20),
+        let browsers = BrowserSupervisor::start(BrowserOptions {
+            launch: LaunchOptions {
+                path,
+                extra_flags: config::split_browser_flags(&opts.browser_flags),
+                timezone: timezone.clone(),
+                launch_timeout: Duration::from_secs(20),
+            },
+            context_reuse: opts.context_reuse,
+            tabs: opts.effective_concurrency(),
         });
         let page = PageOptions {
             default_timezone: timezone,

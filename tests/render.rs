@@ -275,28 +275,135 @@ async fn render_key_cookie_goes_to_the_given_domain_only() {
     h.stop().await;
 }
 
-#[tokio::test]
-async fn renders_do_not_share_cookies() {
-    let Some(h) = Harness::start(&[]).await else {
-        return;
-    };
-    assert_eq!(
-        h.render(&h.dashboard(SOLO, ""), &[("height", "500")])
-            .await
-            .status,
-        200
+/// The stand-in's report of what its page found left behind (`ls`, `ss`, `ck`, `idb`).
+fn leftovers(h: &Harness, uid: &str) -> String {
+    let reports = h.stub.seen_at("/api/report");
+    let dash = h
+        .stub
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.contains(&format!("/{uid}/")))
+        .count();
+    assert!(dash > 0, "{uid} was never loaded");
+    reports.last().map(|r| r.query.clone()).unwrap_or_default()
+}
+
+/// Renders `uid` with its own render key.
+async fn render_as(h: &Harness, uid: &str, key: &str) -> common::Rendered {
+    h.stub.allow_key(key);
+    let url = h.render_url(
+        &h.stub.url(&format!("/d-solo/{uid}/p")),
+        &[
+            ("renderKey", key),
+            ("domain", "127.0.0.1"),
+            ("height", "500"),
+        ],
     );
-    // Same page without a render key: the earlier render's cookie must not be there.
+    h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await
+}
+
+async fn assert_nothing_leaks_between_sequential_renders(h: &Harness) {
+    assert_eq!(render_as(h, "alice", "key-alice").await.status, 200);
+    let r = render_as(h, "bob", "key-bob").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let report = leftovers(h, "bob");
+    for leftover in ["ls=alice", "ss=alice", "ck=grender_test", "idb=alice"] {
+        assert!(
+            !report.contains(leftover),
+            "bob's render found alice's {leftover}: {report}"
+        );
+    }
+    assert!(report.contains("ls=&ss=&ck=&idb="), "{report}");
+    let bob = h.stub.seen_at("/d-solo/bob/");
+    let cookies = &bob.last().expect("bob loaded").cookies;
+    assert_eq!(
+        cookies, "renderKey=key-bob",
+        "server-set or page cookies leaked"
+    );
+    // Without a render key, nothing from earlier renders logs the browser in.
     let url = h.render_url(&h.dashboard(SOLO, ""), &[("height", "500")]);
     let r = h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await;
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(r.text().contains("login page"));
+}
+
+#[tokio::test]
+async fn a_reused_context_keeps_no_cookies_or_storage_of_the_last_render() {
+    // One tab: every render reuses the same scrubbed context.
+    let Some(h) = Harness::start(&["--render.concurrency=1"]).await else {
+        return;
+    };
+    assert_nothing_leaks_between_sequential_renders(&h).await;
+    let opened = match h.browsers.state() {
+        grender::browser::BrowserState::Ready(b) => b.tabs.opened(),
+        _ => panic!("browser gone"),
+    };
+    assert_eq!(opened, 1, "the context was not reused");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn fresh_contexts_per_render_keep_nothing_either() {
+    let Some(h) = Harness::start(&["--render.concurrency=1", "--browser.context-reuse=1"]).await
+    else {
+        return;
+    };
+    assert_nothing_leaks_between_sequential_renders(&h).await;
+    let opened = match h.browsers.state() {
+        grender::browser::BrowserState::Ready(b) => b.tabs.opened(),
+        _ => panic!("browser gone"),
+    };
     assert!(
-        h.stub
-            .seen_at(SOLO)
-            .last()
-            .is_some_and(|s| s.render_key.is_none())
+        opened >= 3,
+        "expected a context per render, opened {opened}"
     );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_renders_each_carry_only_their_own_render_key() {
+    let Some(h) = Harness::start(&["--render.concurrency=4"]).await else {
+        return;
+    };
+    let users = ["u1", "u2", "u3", "u4", "u5", "u6"];
+    let hr = &h;
+    let renders = users.iter().map(|u| async move {
+        let h = hr;
+        h.stub.allow_key(&format!("key-{u}"));
+        let url = h.render_url(
+            &h.stub.url(&format!("/d-solo/{u}/p?delay=300")),
+            &[
+                ("renderKey", &format!("key-{u}")),
+                ("domain", "127.0.0.1"),
+                ("height", "500"),
+            ],
+        );
+        h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await
+    });
+    for r in futures::future::join_all(renders).await {
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    for u in users {
+        let key = format!("renderKey=key-{u}");
+        // Its own cookies only: the render key, and what its own page set.
+        let own = |cookies: &str| {
+            cookies.contains(&key)
+                && cookies
+                    .split("; ")
+                    .all(|c| c.ends_with(&format!("={u}")) || c == key)
+        };
+        let page = h.stub.seen_at(&format!("/d-solo/{u}/"));
+        let queries: Vec<_> = h
+            .stub
+            .seen_at("/api/ds/query")
+            .into_iter()
+            .filter(|s| s.query.contains(&format!("uid={u}&")))
+            .collect();
+        assert!(!page.is_empty() && !queries.is_empty());
+        for s in page.iter().chain(&queries) {
+            assert!(own(&s.cookies), "{u}: {} carried {}", s.path, s.cookies);
+        }
+    }
     h.stop().await;
 }
 
@@ -389,7 +496,8 @@ async fn every_grafana_era_request_shape_renders() {
         return;
     };
     let target = h.dashboard(SOLO, "orgId=1&panelId=2&render=1");
-    let eras: [(&str, &[(&str, &str)], (u32, u32)); 5] = [
+    type Era<'a> = (&'a str, &'a [(&'a str, &'a str)], (u32, u32));
+    let eras: [Era; 5] = [
         // Grafana 6: no scale, empty encoding, timeout in seconds.
         (
             "6.x",

@@ -5,7 +5,8 @@
 //! killed) it cancels the browser's `died` token, so every render using it fails at
 //! once, kills and reaps what is left of the tree, and launches a new one with backoff.
 
-mod launch;
+pub mod launch;
+pub mod pool;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,19 @@ pub struct LiveBrowser {
     pub pid: u32,
     /// Counts launches, so logs and tests can tell a relaunch happened.
     pub generation: u64,
+    /// Warm tabs, each in its own context, lent to renders.
+    pub tabs: pool::TabPool,
+}
+
+/// How the supervisor runs browsers.
+#[derive(Debug, Clone)]
+pub struct BrowserOptions {
+    /// How to start the process.
+    pub launch: LaunchOptions,
+    /// Renders one scrubbed context serves before it is replaced (1: a fresh context each time).
+    pub context_reuse: u32,
+    /// Tabs (one per concurrent render), opened ahead of the first renders.
+    pub tabs: usize,
 }
 
 /// What the supervisor currently offers.
@@ -59,7 +73,7 @@ pub struct BrowserSupervisor {
 
 impl BrowserSupervisor {
     /// Starts the supervisor; the first launch begins at once in the background.
-    pub fn start(opts: LaunchOptions) -> Arc<Self> {
+    pub fn start(opts: BrowserOptions) -> Arc<Self> {
         let (tx, rx) = watch::channel(BrowserState::Starting);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(supervise(opts, tx, shutdown.clone()));
@@ -129,7 +143,7 @@ impl BrowserSupervisor {
 }
 
 async fn supervise(
-    opts: LaunchOptions,
+    opts: BrowserOptions,
     state: watch::Sender<BrowserState>,
     shutdown: CancellationToken,
 ) {
@@ -142,6 +156,8 @@ async fn supervise(
             Ok((live, mut process, handler_task)) => {
                 tracing::info!(pid = live.pid, version = %live.version, generation, "Chromium is ready");
                 let live = Arc::new(live);
+                pool::watch_crashes(&live);
+                pool::prewarm(&live).await;
                 state.send_replace(BrowserState::Ready(live.clone()));
                 run_until_death(&live, handler_task, &shutdown).await;
                 live.died.cancel();
@@ -176,11 +192,11 @@ async fn supervise(
 
 /// Launches Chromium, connects over CDP and starts polling the CDP handler.
 async fn connect(
-    opts: &LaunchOptions,
+    opts: &BrowserOptions,
     generation: u64,
     shutdown: &CancellationToken,
 ) -> Result<(LiveBrowser, ChromiumProcess, JoinHandle<()>), String> {
-    let (process, ws_url) = launch::launch(opts).await?;
+    let (process, ws_url) = launch::launch(&opts.launch).await?;
     let config = HandlerConfig {
         ignore_https_errors: false,
         viewport: None,
@@ -219,6 +235,7 @@ async fn connect(
             version,
             pid,
             generation,
+            tabs: pool::TabPool::new(opts.tabs, opts.context_reuse),
         },
         process,
         handler_task,

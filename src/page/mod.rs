@@ -8,7 +8,6 @@ use std::sync::Mutex;
 
 use base64::Engine;
 use chromiumoxide::Page;
-use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::emulation::{
     ScreenOrientation, ScreenOrientationType, SetDeviceMetricsOverrideParams,
     SetTimezoneOverrideParams,
@@ -17,15 +16,13 @@ use chromiumoxide::cdp::browser_protocol::network::{
     Headers, SetCookieParams, SetExtraHttpHeadersParams,
 };
 use chromiumoxide::cdp::browser_protocol::page::{
-    AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
+    CaptureScreenshotFormat, CaptureScreenshotParams,
 };
-use chromiumoxide::cdp::browser_protocol::target::{
-    CreateBrowserContextParams, CreateTargetParams, EventTargetCrashed,
-};
-use chromiumoxide::cdp::js_protocol::runtime::{AddBindingParams, EventBindingCalled};
+use chromiumoxide::cdp::browser_protocol::target::EventTargetCrashed;
+use chromiumoxide::cdp::js_protocol::runtime::EventBindingCalled;
 use futures::StreamExt;
 
-use crate::browser::LiveBrowser;
+use crate::browser::{LiveBrowser, pool};
 use crate::error::RenderError;
 use crate::request::{RenderRequest, Viewport};
 pub use readiness::{ReadinessMode, ReadinessOptions};
@@ -69,35 +66,7 @@ pub struct Capture {
     pub mode: ReadinessMode,
 }
 
-/// Disposes the render's browser context (and with it the tab) even when the render
-/// future is dropped by a deadline or a crash.
-struct ContextGuard {
-    browser: Arc<LiveBrowser>,
-    id: Option<BrowserContextId>,
-}
-
-impl ContextGuard {
-    async fn close(mut self) {
-        if let Some(id) = self.id.take() {
-            let _ = self.browser.cdp.dispose_browser_context(id).await;
-        }
-    }
-}
-
-impl Drop for ContextGuard {
-    fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            let browser = self.browser.clone();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    let _ = browser.cdp.dispose_browser_context(id).await;
-                });
-            }
-        }
-    }
-}
-
-/// Renders `req` to PNG in a fresh browser context of `browser`.
+/// Renders `req` to PNG in a tab of its own context, lent by `browser`'s pool.
 pub async fn render_png(
     browser: &Arc<LiveBrowser>,
     req: &RenderRequest,
@@ -105,30 +74,14 @@ pub async fn render_png(
     progress: &Progress,
 ) -> Result<Capture, RenderError> {
     progress.set("opening a browser tab");
-    let cdp = &browser.cdp;
-    let mut crashes = cdp
+    let mut crashes = browser
+        .cdp
         .event_listener::<EventTargetCrashed>()
         .await
         .map_err(|e| RenderError::cdp("listening for crashes", e))?;
-    let context_id = cdp
-        .create_browser_context(CreateBrowserContextParams::default())
-        .await
-        .map_err(|e| RenderError::cdp("creating a browser context", e))?;
-    let guard = ContextGuard {
-        browser: browser.clone(),
-        id: Some(context_id.clone()),
-    };
-    let target = CreateTargetParams::builder()
-        .url("about:blank")
-        .browser_context_id(context_id)
-        .build()
-        .map_err(|e| RenderError::cdp("opening a tab", e))?;
-    let page = cdp
-        .new_page(target)
-        .await
-        .map_err(|e| RenderError::cdp("opening a tab", e))?;
+    let tab = pool::lease(browser).await?;
+    let page = tab.page();
     let target_id = page.target_id().clone();
-
     let crashed = async {
         while let Some(ev) = crashes.next().await {
             if ev.target_id == target_id {
@@ -138,10 +91,15 @@ pub async fn render_png(
         std::future::pending::<()>().await
     };
     let result = tokio::select! {
-        r = drive(&page, req, opts, progress) => r,
+        r = drive(page, req, opts, progress) => r,
         _ = crashed => Err(RenderError::PageCrashed),
     };
-    guard.close().await;
+    // A tab whose page crashed or whose CDP calls failed is not trusted again.
+    let reusable = !matches!(
+        result,
+        Err(RenderError::PageCrashed | RenderError::Browser { .. })
+    );
+    tab.give_back(reusable);
     result
 }
 
@@ -156,22 +114,16 @@ async fn drive(
         .event_listener::<EventBindingCalled>()
         .await
         .map_err(|e| RenderError::cdp("listening for Grafana's render report", e))?;
-    page.execute(AddBindingParams::new(readiness::BINDING_NAME))
-        .await
-        .map_err(|e| RenderError::cdp("adding the render binding", e))?;
-    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
-        readiness::TRACK_QUERIES_JS,
-    ))
-    .await
-    .map_err(|e| RenderError::cdp("installing the query tracker", e))?;
     emulate_viewport(page, &req.viewport, req.viewport.start_height()).await?;
     set_timezone(page, req.timezone.as_deref(), &opts.default_timezone).await?;
-    if let Some(lang) = &req.accept_language {
-        let headers = Headers::new(serde_json::json!({ "Accept-Language": lang }));
-        page.execute(SetExtraHttpHeadersParams::new(headers))
-            .await
-            .map_err(|e| RenderError::cdp("setting Accept-Language", e))?;
-    }
+    // Always set, so a reused tab does not keep the previous render's language.
+    let headers = match &req.accept_language {
+        Some(lang) => serde_json::json!({ "Accept-Language": lang }),
+        None => serde_json::json!({}),
+    };
+    page.execute(SetExtraHttpHeadersParams::new(Headers::new(headers)))
+        .await
+        .map_err(|e| RenderError::cdp("setting Accept-Language", e))?;
     if let Some(cookie) = &req.cookie {
         let params = SetCookieParams::builder()
             .name("renderKey")

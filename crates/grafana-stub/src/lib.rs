@@ -11,7 +11,10 @@
 //! - `delay`: milliseconds each panel's query takes (default 0); `never=1`: queries never finish;
 //! - `panels`: panel count on `/d/` (default 3); `panelHeight`: px per panel (default 300);
 //! - `lazy=1`: panels query only once scrolled into view; `fail=1`: binding reports failure;
-//! - `probe=<origin>`: the page also loads an image from that origin (cookie scoping tests).
+//! - `probe=<origin>`: the page also loads an image from that origin (cookie scoping tests);
+//! - `bundle`: KiB of application JavaScript the page loads, parses and runs before it boots,
+//!   like Grafana's bundle (default: the stand-in's [`StubOptions::bundle_kib`], 8 MiB unless
+//!   set; `bundle=0` for none). It is served with immutable cache headers.
 //!
 //! A drawn panel is filled with [`DRAWN_RGB`]; the page background is [`BACKGROUND_RGB`].
 
@@ -39,46 +42,89 @@ pub struct Seen {
     pub host: String,
     /// Value of the `renderKey` cookie, if the browser sent one.
     pub render_key: Option<String>,
+    /// The whole Cookie header.
+    pub cookies: String,
     pub accept_language: Option<String>,
 }
 
 #[derive(Clone)]
 struct Shared {
-    render_key: Option<String>,
+    render_keys: Arc<Mutex<Vec<String>>>,
+    bundle_kib: u64,
     seen: Arc<Mutex<Vec<Seen>>>,
+    bundles: Arc<Mutex<HashMap<u64, axum::body::Bytes>>>,
+}
+
+/// How the stand-in behaves.
+#[derive(Debug, Clone)]
+pub struct StubOptions {
+    /// With a key, dashboards need the `renderKey` cookie to equal it.
+    pub render_key: Option<String>,
+    /// Default size of the application bundle in KiB (a page's `bundle` knob overrides it).
+    pub bundle_kib: u64,
+}
+
+impl Default for StubOptions {
+    fn default() -> Self {
+        StubOptions {
+            render_key: None,
+            bundle_kib: 8 * 1024,
+        }
+    }
 }
 
 /// A running stand-in.
 pub struct GrafanaStub {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    render_keys: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl GrafanaStub {
-    /// Starts on 127.0.0.1 with a random port. With `render_key`, dashboards need that cookie.
+    /// Starts on 127.0.0.1 with a random port, without a bundle. With `render_key`,
+    /// dashboards need that cookie.
     pub async fn start(render_key: Option<&str>) -> std::io::Result<Self> {
-        Self::start_on("127.0.0.1:0".parse().expect("valid address"), render_key).await
+        let options = StubOptions {
+            render_key: render_key.map(String::from),
+            bundle_kib: 0,
+        };
+        Self::start_on("127.0.0.1:0".parse().expect("valid address"), options).await
     }
 
     /// Starts on `addr`.
-    pub async fn start_on(addr: SocketAddr, render_key: Option<&str>) -> std::io::Result<Self> {
+    pub async fn start_on(addr: SocketAddr, options: StubOptions) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let render_keys = Arc::new(Mutex::new(options.render_key.into_iter().collect()));
         let app = router(Shared {
-            render_key: render_key.map(String::from),
+            render_keys: render_keys.clone(),
+            bundle_kib: options.bundle_kib,
             seen: seen.clone(),
+            bundles: Arc::default(),
         });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(GrafanaStub { addr, seen, task })
+        Ok(GrafanaStub {
+            addr,
+            seen,
+            render_keys,
+            task,
+        })
     }
 
     /// `http://127.0.0.1:<port>` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Accepts one more render key (as Grafana does for every render it starts).
+    pub fn allow_key(&self, key: &str) {
+        if let Ok(mut keys) = self.render_keys.lock() {
+            keys.push(key.to_string());
+        }
     }
 
     /// Every request received so far.
@@ -109,6 +155,7 @@ fn router(shared: Shared) -> Router {
         .route("/api/ds/query", get(query))
         .route("/api/report", get(|| async { StatusCode::NO_CONTENT }))
         .route("/probe.svg", get(probe))
+        .route("/public/build/{file}", get(bundle))
         .route(
             "/",
             get(|| async {
@@ -136,6 +183,12 @@ async fn record(
             .unwrap_or("")
             .to_string(),
         render_key: cookie(headers, "renderKey"),
+        cookies: headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; "),
         accept_language: headers
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok())
@@ -197,9 +250,13 @@ async fn dashboard(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(key) = &shared.render_key
-        && cookie(&headers, "renderKey").as_deref() != Some(key.as_str())
-    {
+    let keys = shared
+        .render_keys
+        .lock()
+        .map(|k| k.clone())
+        .unwrap_or_default();
+    let sent = cookie(&headers, "renderKey");
+    if !keys.is_empty() && !sent.is_some_and(|s| keys.contains(&s)) {
         let to = format!("/login?redirectTo={}", uri.path());
         return (StatusCode::FOUND, [(header::LOCATION, to)]).into_response();
     }
@@ -216,10 +273,83 @@ async fn dashboard(
         "lazy": q.get("lazy").is_some_and(|v| v == "1"),
         "fail": q.get("fail").is_some_and(|v| v == "1"),
         "probe": q.get("probe"),
+        "bundle": num("bundle", shared.bundle_kib),
         "drawn": DRAWN_RGB,
         "background": BACKGROUND_RGB,
     });
-    Html(PAGE.replace("__CONFIG__", &config.to_string())).into_response()
+    let bundle = num("bundle", shared.bundle_kib);
+    let script = if bundle > 0 {
+        format!("<script src=\"/public/build/app.{bundle}k.js\"></script>")
+    } else {
+        String::new()
+    };
+    let page = PAGE
+        .replace("__CONFIG__", &config.to_string())
+        .replace("<!--BUNDLE-->", &script);
+    // Like a login session: a server-set cookie a later render must not see.
+    (
+        [(
+            header::SET_COOKIE,
+            format!("grafana_session={uid}; Path=/; HttpOnly"),
+        )],
+        Html(page),
+    )
+        .into_response()
+}
+
+/// `app.<KiB>k.js`: a deterministic bundle of that size, generated once and kept.
+async fn bundle(State(shared): State<Shared>, Path(file): Path<String>) -> Response {
+    let Some(kib) = file
+        .strip_prefix("app.")
+        .and_then(|f| f.strip_suffix("k.js"))
+        .and_then(|k| k.parse::<u64>().ok())
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let kib = kib.min(256 * 1024);
+    let body = {
+        let Ok(mut cache) = shared.bundles.lock() else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        cache
+            .entry(kib)
+            .or_insert_with(|| axum::body::Bytes::from(generate_bundle(kib * 1024)))
+            .clone()
+    };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// JavaScript of about `bytes` bytes: thousands of distinct functions, every one of
+/// which runs at load, so the browser must really parse, compile and execute it all.
+/// Their combined result is checked by the page before it boots.
+pub fn generate_bundle(bytes: u64) -> String {
+    let mut js = String::with_capacity(bytes as usize + 4096);
+    js.push_str("(function(){\n'use strict';\nvar fns=[];\n");
+    let mut i: u64 = 0;
+    while (js.len() as u64) < bytes {
+        let key: String = (0..24)
+            .map(|k| (b'a' + ((i * 7 + k * 13) % 26) as u8) as char)
+            .collect();
+        js.push_str(&format!(
+            "fns.push(function f{i}(x){{var t={i},k='{key}';for(var j=0;j<8;j++){{t=(t*31+k.charCodeAt(j%k.length)+x)|0;}}\
+             if(t%7===3){{t+={m}}}else{{t-={n}}}var o={{a:t,b:'{key}'.length,c:[t,x,{i}]}};return (o.a^o.c[2])+o.b;}});\n",
+            m = i % 97,
+            n = i % 89,
+        ));
+        i += 1;
+    }
+    js.push_str("var s=0;for(var q=0;q<fns.length;q++){s=(s+fns[q](q))|0;}\nwindow.__bundleChecksum=s;window.__bundleFunctions=fns.length;\n})();\n");
+    js
 }
 
 const PAGE: &str = include_str!("page.html");

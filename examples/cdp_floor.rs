@@ -1,0 +1,89 @@
+//! The CDP floor: the fastest a warm Chromium can render a page, with no service around it.
+//!
+//! One tab, reused: navigate, wait for the same readiness signal grender waits for, capture
+//! a PNG; repeat. Benchmarks divide grender's latency by this one's, measured in the same run.
+//!
+//! Usage: `cdp_floor URL N [WIDTH HEIGHT] [RENDER_KEY DOMAIN]`; prints one latency (ms) per line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::network::SetCookieParams;
+use chromiumoxide::cdp::browser_protocol::page::{
+    AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
+};
+use chromiumoxide::cdp::js_protocol::runtime::EventBindingCalled;
+use chromiumoxide::handler::HandlerConfig;
+use futures::StreamExt;
+use grender::browser::launch::{LaunchOptions, launch};
+use grender::config::{Command, parse_cli};
+use grender::page::ReadinessOptions;
+use grender::page::readiness;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let url = args
+        .first()
+        .ok_or("usage: cdp_floor URL N [WIDTH HEIGHT] [RENDER_KEY DOMAIN]")?
+        .clone();
+    let n: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(20);
+    let width: u32 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1000);
+    let height: u32 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(500);
+
+    let Command::Server(opts) = parse_cli(["grender", "server", "--config=/dev/null"])?.command;
+    let launch_opts = LaunchOptions {
+        path: opts.resolve_browser()?,
+        extra_flags: vec![],
+        timezone: opts.default_timezone(),
+        launch_timeout: Duration::from_secs(20),
+    };
+    let (mut process, ws) = launch(&launch_opts).await?;
+    let config = HandlerConfig {
+        viewport: None,
+        request_timeout: Duration::from_secs(120),
+        ..HandlerConfig::default()
+    };
+    let (browser, mut handler) = chromiumoxide::Browser::connect_with_config(ws, config).await?;
+    let handler = tokio::spawn(async move { while let Some(Ok(_)) = handler.next().await {} });
+
+    let page = browser.new_page("about:blank").await?;
+    page.execute(SetDeviceMetricsOverrideParams::new(
+        width, height, 1.0, false,
+    ))
+    .await?;
+    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
+        readiness::TRACK_QUERIES_JS,
+    ))
+    .await?;
+    if let (Some(key), Some(domain)) = (args.get(4), args.get(5)) {
+        let cookie = SetCookieParams::builder()
+            .name("renderKey")
+            .value(key.clone())
+            .domain(domain.clone())
+            .build()?;
+        page.execute(cookie).await?;
+    }
+    let ready = ReadinessOptions {
+        timeout: Duration::from_secs(30),
+        first_signal_grace: Duration::from_secs(3),
+    };
+    let mut no_bindings = futures::stream::pending::<Arc<EventBindingCalled>>();
+    for _ in 0..n {
+        let started = Instant::now();
+        page.goto(url.as_str()).await?;
+        let until = tokio::time::Instant::now() + ready.timeout;
+        readiness::wait(&page, &mut no_bindings, ready, until, None).await?;
+        let shot = CaptureScreenshotParams::builder()
+            .format(CaptureScreenshotFormat::Png)
+            .from_surface(true)
+            .build();
+        page.execute(shot).await?;
+        println!("{:.1}", started.elapsed().as_secs_f64() * 1000.0);
+    }
+    drop(browser);
+    handler.abort();
+    process.kill_tree();
+    Ok(())
+}

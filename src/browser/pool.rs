@@ -1,0 +1,367 @@
+//! Warm tabs, each alone in its own browser context, lent to one render at a time.
+//!
+//! Creating a context per render costs Grafana's whole JavaScript bundle on every render
+//! (an incognito context has its own HTTP and code cache, and a new tab a new renderer
+//! process). So a render borrows a tab whose context already holds the cached static
+//! assets, and gives it back **scrubbed**: session and local storage cleared in the page,
+//! the tab sent to `about:blank`, every cookie of the context deleted, and every other
+//! kind of storage (IndexedDB, Cache API, service workers, …) of every origin the render's
+//! frames used deleted. Only Chromium's HTTP cache survives, which holds what Grafana marks
+//! cacheable: its static assets. Concurrent renders always use different contexts.
+//! After `max_uses` renders, or any doubt about its state, a context is disposed.
+//! See docs/adr/0003.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::dom_storage::{self, StorageId};
+use chromiumoxide::cdp::browser_protocol::emulation::SetScriptExecutionDisabledParams;
+use chromiumoxide::cdp::browser_protocol::page::{
+    AddScriptToEvaluateOnNewDocumentParams, FrameTree, GetFrameTreeParams,
+};
+use chromiumoxide::cdp::browser_protocol::storage::{ClearCookiesParams, ClearDataForOriginParams};
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams, EventTargetCrashed, TargetId,
+};
+use chromiumoxide::cdp::js_protocol::runtime::AddBindingParams;
+use futures::StreamExt;
+
+use super::LiveBrowser;
+use crate::error::RenderError;
+use crate::page::readiness::{BINDING_NAME, TRACK_QUERIES_JS};
+
+/// Storage kinds deleted per origin between renders (everything but the HTTP cache).
+const STORAGE_TYPES: &str = "cookies,file_systems,indexeddb,local_storage,shader_cache,websql,service_workers,cache_storage,interest_groups,shared_storage,storage_buckets";
+
+/// A tab alone in its browser context.
+pub struct Tab {
+    pub context_id: BrowserContextId,
+    pub page: Page,
+    uses: u32,
+}
+
+/// The tabs of one browser: at most `capacity` exist (one per concurrent render);
+/// a render waits for a tab being scrubbed rather than paying for a cold one.
+pub struct TabPool {
+    state: Mutex<PoolState>,
+    returned: tokio::sync::Notify,
+    capacity: usize,
+    /// Tabs whose renderer crashed (an OOM kill can hit an idle tab too).
+    crashed: Mutex<HashSet<TargetId>>,
+    /// Renders one context serves before it is disposed; 1 means a fresh context per render.
+    max_uses: u32,
+    opened: AtomicU64,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Tab>,
+    /// Tabs in existence or being opened: idle, lent or being scrubbed.
+    total: usize,
+}
+
+impl TabPool {
+    /// A pool of up to `capacity` tabs whose contexts serve `max_uses` renders each.
+    pub fn new(capacity: usize, max_uses: u32) -> Self {
+        TabPool {
+            state: Mutex::new(PoolState::default()),
+            returned: tokio::sync::Notify::new(),
+            capacity: capacity.max(1),
+            crashed: Mutex::new(HashSet::new()),
+            max_uses: max_uses.max(1),
+            opened: AtomicU64::new(0),
+        }
+    }
+
+    /// Contexts opened so far (tests and metrics: shows reuse).
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Notes that the renderer of `target` crashed, so its tab is never lent again.
+    pub fn mark_crashed(&self, target: TargetId) {
+        if let Ok(mut crashed) = self.crashed.lock() {
+            crashed.insert(target);
+        }
+    }
+
+    fn is_crashed(&self, tab: &Tab) -> bool {
+        self.crashed
+            .lock()
+            .map(|c| c.contains(tab.page.target_id()))
+            .unwrap_or(true)
+    }
+
+    /// Counts one more tab if there is room for it.
+    fn reserve(&self) -> bool {
+        match self.state.lock() {
+            Ok(mut state) if state.total < self.capacity => {
+                state.total += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn put_idle(&self, tab: Tab) {
+        if let Ok(mut state) = self.state.lock() {
+            state.idle.push(tab);
+        }
+        self.returned.notify_one();
+    }
+
+    fn forget_one(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.total = state.total.saturating_sub(1);
+        }
+        self.returned.notify_one();
+    }
+}
+
+/// Counts a tab being opened; uncounts it unless the opening succeeded.
+struct Opening<'a> {
+    pool: &'a TabPool,
+    done: bool,
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.pool.forget_one();
+        }
+    }
+}
+
+/// Creates a context with one blank tab, prepared for renders.
+pub async fn open_tab(browser: &LiveBrowser) -> Result<Tab, RenderError> {
+    let cdp = &browser.cdp;
+    let context_id = cdp
+        .create_browser_context(CreateBrowserContextParams::default())
+        .await
+        .map_err(|e| RenderError::cdp("creating a browser context", e))?;
+    let target = CreateTargetParams::builder()
+        .url("about:blank")
+        .browser_context_id(context_id.clone())
+        .build()
+        .map_err(|e| RenderError::cdp("opening a tab", e))?;
+    let setup = async {
+        let page = cdp
+            .new_page(target)
+            .await
+            .map_err(|e| RenderError::cdp("opening a tab", e))?;
+        // Both persist across the tab's navigations.
+        page.execute(AddBindingParams::new(BINDING_NAME))
+            .await
+            .map_err(|e| RenderError::cdp("adding the render binding", e))?;
+        page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
+            TRACK_QUERIES_JS,
+        ))
+        .await
+        .map_err(|e| RenderError::cdp("installing the query tracker", e))?;
+        Ok(page)
+    };
+    match setup.await {
+        Ok(page) => {
+            browser.tabs.opened.fetch_add(1, Ordering::Relaxed);
+            Ok(Tab {
+                context_id,
+                page,
+                uses: 0,
+            })
+        }
+        Err(e) => {
+            let _ = cdp.dispose_browser_context(context_id).await;
+            Err(e)
+        }
+    }
+}
+
+/// Lends a tab to one render; see [`LeasedTab::give_back`].
+pub async fn lease(browser: &Arc<LiveBrowser>) -> Result<LeasedTab, RenderError> {
+    let pool = &browser.tabs;
+    loop {
+        let returned = pool.returned.notified();
+        match pool.take_or_reserve()? {
+            Taken::Idle(tab) => {
+                let crashed = pool.is_crashed(&tab);
+                let leased = LeasedTab {
+                    browser: browser.clone(),
+                    tab: Some(tab),
+                };
+                if !crashed {
+                    return Ok(leased);
+                }
+                drop(leased); // disposes the crashed tab's context and frees its place
+            }
+            Taken::Reserved => {
+                let mut opening = Opening { pool, done: false };
+                let tab = open_tab(browser).await?;
+                opening.done = true;
+                return Ok(LeasedTab {
+                    browser: browser.clone(),
+                    tab: Some(tab),
+                });
+            }
+            Taken::Full => returned.await,
+        }
+    }
+}
+
+enum Taken {
+    Idle(Tab),
+    Reserved,
+    Full,
+}
+
+impl TabPool {
+    /// An idle tab, else room for a new one, else nothing until a tab comes back.
+    fn take_or_reserve(&self) -> Result<Taken, RenderError> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| RenderError::cdp("leasing a tab", "pool lock poisoned"))?;
+        if let Some(tab) = state.idle.pop() {
+            return Ok(Taken::Idle(tab));
+        }
+        if state.total < self.capacity {
+            state.total += 1;
+            return Ok(Taken::Reserved);
+        }
+        Ok(Taken::Full)
+    }
+}
+
+/// Marks tabs whose renderer crashes, for as long as `browser` lives.
+pub fn watch_crashes(browser: &Arc<LiveBrowser>) {
+    let browser = browser.clone();
+    tokio::spawn(async move {
+        let Ok(mut crashes) = browser.cdp.event_listener::<EventTargetCrashed>().await else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                ev = crashes.next() => match ev {
+                    Some(ev) => browser.tabs.mark_crashed(ev.target_id.clone()),
+                    None => return,
+                },
+                _ = browser.died.cancelled() => return,
+            }
+        }
+    });
+}
+
+/// Opens tabs up to the pool's capacity ahead of the first renders.
+pub async fn prewarm(browser: &Arc<LiveBrowser>) {
+    let pool = &browser.tabs;
+    while pool.reserve() {
+        let opening = Opening { pool, done: false };
+        match open_tab(browser).await {
+            Ok(tab) => {
+                std::mem::forget(opening);
+                pool.put_idle(tab);
+            }
+            Err(e) => {
+                tracing::warn!("could not open a warm tab: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// A tab on loan. Dropping it (a render abandoned at its deadline) disposes its context.
+pub struct LeasedTab {
+    browser: Arc<LiveBrowser>,
+    tab: Option<Tab>,
+}
+
+impl LeasedTab {
+    /// The tab's page.
+    pub fn page(&self) -> &Page {
+        &self
+            .tab
+            .as_ref()
+            .expect("a leased tab holds its tab until given back")
+            .page
+    }
+
+    /// Ends the loan. A `reusable` tab is scrubbed in the background and returned to the
+    /// pool; otherwise (or when worn out) its context is disposed.
+    pub fn give_back(mut self, reusable: bool) {
+        let Some(mut tab) = self.tab.take() else {
+            return;
+        };
+        let browser = self.browser.clone();
+        tab.uses += 1;
+        tokio::spawn(async move {
+            if reusable && tab.uses < browser.tabs.max_uses && !browser.died.is_cancelled() {
+                match scrub(&browser, &tab).await {
+                    Ok(()) => return browser.tabs.put_idle(tab),
+                    Err(e) => tracing::debug!("discarding a tab that could not be scrubbed: {e}"),
+                }
+            }
+            let _ = browser.cdp.dispose_browser_context(tab.context_id).await;
+            browser.tabs.forget_one();
+        });
+    }
+}
+
+impl Drop for LeasedTab {
+    fn drop(&mut self) {
+        if let Some(tab) = self.tab.take() {
+            let browser = self.browser.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = browser.cdp.dispose_browser_context(tab.context_id).await;
+                    browser.tabs.forget_one();
+                });
+            }
+        }
+    }
+}
+
+/// Removes every trace of the last render from the tab's context except the HTTP cache.
+async fn scrub(browser: &LiveBrowser, tab: &Tab) -> Result<(), chromiumoxide::error::CdpError> {
+    let page = &tab.page;
+    let tree = page.execute(GetFrameTreeParams::default()).await?;
+    let mut origins = BTreeSet::new();
+    collect_origins(&tree.result.frame_tree, &mut origins);
+    // Stop the page's scripts first, so nothing is written after the clean-up.
+    page.execute(SetScriptExecutionDisabledParams::new(true))
+        .await?;
+    // Session storage belongs to the tab and can only be reached while its frames exist.
+    for origin in &origins {
+        let id = StorageId {
+            security_origin: Some(origin.clone()),
+            storage_key: None,
+            is_local_storage: false,
+        };
+        page.execute(dom_storage::ClearParams::new(id)).await?;
+    }
+    page.goto("about:blank").await?;
+    page.execute(SetScriptExecutionDisabledParams::new(false))
+        .await?;
+    browser
+        .cdp
+        .execute(ClearCookiesParams {
+            browser_context_id: Some(tab.context_id.clone()),
+        })
+        .await?;
+    for origin in origins {
+        page.execute(ClearDataForOriginParams::new(origin, STORAGE_TYPES))
+            .await?;
+    }
+    Ok(())
+}
+
+fn collect_origins(tree: &FrameTree, out: &mut BTreeSet<String>) {
+    let origin = &tree.frame.security_origin;
+    if origin.starts_with("http://") || origin.starts_with("https://") {
+        out.insert(origin.clone());
+    }
+    for child in tree.child_frames.iter().flatten() {
+        collect_origins(child, out);
+    }
+}
