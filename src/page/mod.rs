@@ -40,22 +40,30 @@ pub struct PageOptions {
 
 /// The step a render is in, so a deadline error can say where the time went.
 #[derive(Debug)]
-pub struct Progress(Mutex<&'static str>);
+pub struct Progress(Mutex<Vec<&'static str>>);
 
 impl Progress {
     /// Starts at `stage`.
     pub fn new(stage: &'static str) -> Self {
-        Progress(Mutex::new(stage))
+        Progress(Mutex::new(vec![stage]))
     }
     /// Moves to `stage`.
     pub fn set(&self, stage: &'static str) {
         if let Ok(mut s) = self.0.lock() {
-            *s = stage;
+            s.push(stage);
         }
     }
     /// The current stage.
     pub fn get(&self) -> &'static str {
-        self.0.lock().map(|s| *s).unwrap_or("rendering")
+        self.0
+            .lock()
+            .ok()
+            .and_then(|s| s.last().copied())
+            .unwrap_or("rendering")
+    }
+    /// Whether the render ever reached `stage`.
+    pub fn reached(&self, stage: &str) -> bool {
+        self.0.lock().map(|s| s.contains(&stage)).unwrap_or(false)
     }
 }
 
@@ -68,6 +76,24 @@ pub struct Capture {
 
 /// Renders `req` to PNG in a tab of its own context, lent by `browser`'s pool.
 pub async fn render_png(
+    browser: &Arc<LiveBrowser>,
+    req: &RenderRequest,
+    opts: &PageOptions,
+    progress: &Progress,
+) -> Result<Capture, RenderError> {
+    // A tab whose renderer died while idle (its crash not yet noted by the pool) fails
+    // before the page is loaded; such a failure is retried once on another tab.
+    match render_in_tab(browser, req, opts, progress).await {
+        Err(RenderError::PageCrashed) if !progress.reached(STAGE_LOADING) => {
+            render_in_tab(browser, req, opts, progress).await
+        }
+        other => other,
+    }
+}
+
+const STAGE_LOADING: &str = "loading the page";
+
+async fn render_in_tab(
     browser: &Arc<LiveBrowser>,
     req: &RenderRequest,
     opts: &PageOptions,
@@ -136,7 +162,7 @@ async fn drive(
             .map_err(|e| RenderError::cdp("setting the renderKey cookie", e))?;
     }
 
-    progress.set("loading the page");
+    progress.set(STAGE_LOADING);
     if let Err(e) = page.goto(req.url.as_str()).await {
         return Err(RenderError::Navigation {
             url: req.url.clone(),
