@@ -111,8 +111,15 @@ async fn shutdown_signal() {
 }
 
 fn init_logging(opts: &ServerOptions) {
+    // The CDP crate logs every unknown protocol message and the expected disconnect at
+    // shutdown; grender reports what matters itself, so the crate speaks only at debug.
+    let cdp = if opts.log_level == "debug" {
+        "warn"
+    } else {
+        "off"
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "{},chromiumoxide=error,chromium=warn",
+        "{},chromiumoxide={cdp},chromium=warn",
         opts.log_level
     ))
     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""grender benchmark: latency, throughput, memory, and the CDP floor, in one run.
+
+It builds the release binaries, starts the built-in Grafana stand-in (with its ~8 MiB
+application bundle unless --bundle-kib 0) and grender on free loopback ports, then measures:
+
+  floor        the same page rendered by a minimal warm-tab CDP loop, no service around it
+               (target/release/examples/cdp_floor): navigate, wait for readiness, capture
+  sequential   N renders one after another: p50 / p90
+  concurrent   C clients at once for each C in --clients: throughput, p50, errors
+  memory       peak RSS of grender plus its whole Chromium tree during all of the above
+
+and prints grender's figures as ratios to the floor measured in the same run.
+
+Against your own Grafana and a running grender (no floor, no stand-in):
+  bench/bench.py --grender http://127.0.0.1:8081 --token T --pid PID \\
+      --target 'http://grafana:3000/d-solo/UID/slug?orgId=1&panelId=2' --render-key K --domain grafana
+
+Only the Python standard library is used. Traffic stays on loopback unless you point it elsewhere.
+"""
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(ROOT, "target", "release")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree_rss_kib(root_pid):
+    """Sum of VmRSS over root_pid and all its descendants."""
+    children, rss = {}, {}
+    page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{name}/statm") as f:
+                rss[int(name)] = int(f.read().split()[1]) * page_kib
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid, every=0.05):
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak, self.running = pid, every, 0, True
+
+    def run(self):
+        while self.running:
+            self.peak = max(self.peak, tree_rss_kib(self.pid))
+            time.sleep(self.every)
+
+
+def get(url, headers=None, timeout=120):
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError as e:
+        return 0, str(e).encode()
+
+
+def wait_ready(base, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        status, body = get(base + "/version", timeout=2)
+        if status == 200 and b"Chrome/" in body:
+            return
+        time.sleep(0.1)
+    sys.exit("grender did not become ready")
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, int(round(p / 100 * len(values))) - 1))]
+
+
+def sequential(url, headers, n):
+    times, errors = [], 0
+    for _ in range(n):
+        t = time.perf_counter()
+        status, _ = get(url, headers)
+        times.append((time.perf_counter() - t) * 1000)
+        errors += status != 200
+    return times, errors
+
+
+def concurrent(url, headers, clients, per_client):
+    times, errors, lock = [], [0], threading.Lock()
+
+    def client():
+        for _ in range(per_client):
+            t = time.perf_counter()
+            status, body = get(url, headers)
+            with lock:
+                times.append((time.perf_counter() - t) * 1000)
+                if status != 200:
+                    errors[0] += 1
+                    print(f"  error {status}: {body[:200]!r}", file=sys.stderr)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    return len(times) / elapsed, times, errors[0]
+
+
+def floor(target, n, width, height, key, domain):
+    out = subprocess.run([f"{RELEASE}/examples/cdp_floor", target, str(n), width, height, key, domain],
+                         check=True, capture_output=True, text=True).stdout
+    return [float(x) for x in out.split()]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=20, help="sequential renders (default 20)")
+    ap.add_argument("--clients", default="1,4,8", help="concurrency levels (default 1,4,8)")
+    ap.add_argument("--per-client", type=int, default=10, help="renders per client at each level")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--width", default="1000")
+    ap.add_argument("--height", default="500")
+    ap.add_argument("--delay", default="0", help="stand-in query delay in ms")
+    ap.add_argument("--bundle-kib", type=int, default=8192, help="stand-in bundle size (0: none)")
+    ap.add_argument("--grender", help="URL of a running grender (default: start one)")
+    ap.add_argument("--grender-arg", action="append", default=[], help="extra option for the started grender")
+    ap.add_argument("--token", default="-")
+    ap.add_argument("--target", help="page to render (default: the stand-in's one-panel page)")
+    ap.add_argument("--render-key", default="bench-key")
+    ap.add_argument("--domain", default="127.0.0.1")
+    ap.add_argument("--pid", type=int, help="grender pid to sample RSS of, with --grender")
+    ap.add_argument("--no-floor", action="store_true")
+    args = ap.parse_args()
+
+    procs = []
+    try:
+        own = not args.grender
+        if own:
+            subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "grender", "-p", "grafana-stub",
+                            "--example", "cdp_floor"], cwd=ROOT, check=True)
+            stub_port, port = free_port(), free_port()
+            procs.append(subprocess.Popen([f"{RELEASE}/grafana-stub", f"127.0.0.1:{stub_port}", args.render_key,
+                                           str(args.bundle_kib)], stdout=subprocess.DEVNULL))
+            if not args.target:
+                args.target = f"http://127.0.0.1:{stub_port}/d-solo/bench/panel?delay={args.delay}"
+            time.sleep(0.3)
+        floor_ms = None
+        if own and not args.no_floor:
+            floor_ms = floor(args.target, args.n + args.warmup, args.width, args.height, args.render_key,
+                             args.domain)[args.warmup:]
+        if own:
+            grender = subprocess.Popen([f"{RELEASE}/grender", "server", f"--server.addr=127.0.0.1:{port}",
+                                        f"--server.auth-token={args.token}", "--log.level=error",
+                                        *args.grender_arg])
+            procs.append(grender)
+            base, pid = f"http://127.0.0.1:{port}", grender.pid
+        else:
+            base, pid = args.grender.rstrip("/"), args.pid
+        wait_ready(base)
+        query = urllib.parse.urlencode({"url": args.target, "width": args.width, "height": args.height,
+                                        "renderKey": args.render_key, "domain": args.domain, "timeout": "60"})
+        url, headers = f"{base}/render?{query}", {"X-Auth-Token": args.token}
+        idle = tree_rss_kib(pid) if pid else 0
+        sampler = RssSampler(pid) if pid else None
+        if sampler:
+            sampler.start()
+        _, warm_errors = sequential(url, headers, args.warmup)
+        if warm_errors:
+            status, body = get(url, headers)
+            sys.exit(f"render failed: {status} {body[:300]!r}")
+
+        print(f"page: {args.target} at {args.width}x{args.height}, bundle {args.bundle_kib} KiB")
+        seq, seq_errors = sequential(url, headers, args.n)
+        p50 = statistics.median(seq)
+        fp50 = statistics.median(floor_ms) if floor_ms else None
+        if fp50:
+            print(f"CDP floor    sequential p50 {fp50:6.0f} ms  p90 {pct(floor_ms, 90):6.0f} ms")
+        print(f"grender      sequential p50 {p50:6.0f} ms  p90 {pct(seq, 90):6.0f} ms  errors {seq_errors}"
+              + (f"  = {p50 / fp50:.2f} x floor" if fp50 else ""))
+        one = None
+        for c in [int(x) for x in args.clients.split(",") if x]:
+            rate, times, errors = concurrent(url, headers, c, args.per_client)
+            if c == 1:
+                one = rate
+            ratio = f"  = {rate / one:.2f} x one client" if one and c != 1 else ""
+            print(f"grender {c:2d} clients  {rate:5.2f} renders/s  p50 {statistics.median(times):6.0f} ms  "
+                  f"errors {errors}{ratio}")
+        if sampler:
+            sampler.running = False
+            sampler.join()
+            print(f"RSS of grender + Chromium tree: idle {idle / 1024:.0f} MiB, peak {sampler.peak / 1024:.0f} MiB")
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()
