@@ -1,6 +1,6 @@
 //! The `X-Auth-Token` check, done before anything else looks at the request.
 
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// Accepted tokens and the legacy opt-in for token-less Grafana releases.
 #[derive(Clone)]
@@ -12,7 +12,8 @@ pub struct TokenCheck {
 /// The outcome of checking one request's header.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AuthOutcome {
-    Valid,
+    /// Matched the token at this index.
+    Valid(usize),
     /// No header (or an empty one), allowed by server.allow-missing-token.
     MissingButAllowed,
     Missing,
@@ -28,6 +29,11 @@ impl TokenCheck {
         }
     }
 
+    /// The token at `index`, for verifying JWT render keys signed with it.
+    pub fn token(&self, index: usize) -> Option<&[u8]> {
+        self.tokens.get(index).map(Vec::as_slice)
+    }
+
     /// Compares in constant time against every token (no early exit on a match).
     pub fn check(&self, header: Option<&[u8]>) -> AuthOutcome {
         let Some(given) = header.filter(|h| !h.is_empty()) else {
@@ -38,11 +44,14 @@ impl TokenCheck {
             };
         };
         let mut ok = subtle::Choice::from(0u8);
-        for token in &self.tokens {
-            ok |= token.as_slice().ct_eq(given);
+        let mut index = 0u64;
+        for (i, token) in self.tokens.iter().enumerate() {
+            let matched = token.as_slice().ct_eq(given);
+            index = u64::conditional_select(&index, &(i as u64), matched & !ok);
+            ok |= matched;
         }
         if bool::from(ok) {
-            AuthOutcome::Valid
+            AuthOutcome::Valid(index as usize)
         } else {
             AuthOutcome::Invalid
         }
@@ -67,8 +76,8 @@ mod tests {
     #[test]
     fn tokens_are_exact() {
         let c = TokenCheck::new(&["-".into(), "s3cret".into()], false);
-        assert_eq!(c.check(Some(b"-")), AuthOutcome::Valid);
-        assert_eq!(c.check(Some(b"s3cret")), AuthOutcome::Valid);
+        assert_eq!(c.check(Some(b"-")), AuthOutcome::Valid(0));
+        assert_eq!(c.check(Some(b"s3cret")), AuthOutcome::Valid(1));
         assert_eq!(c.check(Some(b"S3cret")), AuthOutcome::Invalid);
         assert_eq!(c.check(Some(b" -")), AuthOutcome::Invalid);
         assert_eq!(c.check(Some(b"")), AuthOutcome::Missing);

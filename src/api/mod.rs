@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{Extension, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use axum::routing::get;
 use crate::browser::BrowserState;
 use crate::error::RenderError;
 use crate::render::Renderer;
+use crate::render::identity::identify;
 use auth::{AuthOutcome, TokenCheck};
 use params::{Limits, ParamError};
 
@@ -70,7 +71,12 @@ pub fn text_error(status: StatusCode, message: &str) -> Response {
 async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let header = req.headers().get("x-auth-token").map(|v| v.as_bytes());
     match state.tokens.check(header) {
-        AuthOutcome::Valid | AuthOutcome::MissingButAllowed => next.run(req).await,
+        AuthOutcome::Valid(index) => {
+            let mut req = req;
+            req.extensions_mut().insert(AuthenticatedWith(index));
+            next.run(req).await
+        }
+        AuthOutcome::MissingButAllowed => next.run(req).await,
         AuthOutcome::Missing => text_error(
             StatusCode::UNAUTHORIZED,
             "Missing X-Auth-Token header: set Grafana's [rendering] renderer_token (GF_RENDERING_RENDERER_TOKEN) \
@@ -84,8 +90,13 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
     }
 }
 
+/// Which of the accepted tokens the request carried.
+#[derive(Clone, Copy)]
+struct AuthenticatedWith(usize);
+
 async fn render(
     State(state): State<Arc<AppState>>,
+    auth: Option<Extension<AuthenticatedWith>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -101,11 +112,17 @@ async fn render(
         Err(ParamError::Unsupported(m)) => return text_error(StatusCode::NOT_IMPLEMENTED, &m),
     };
     let target = redact_target(&req.url);
-    match state.renderer.render(&req).await {
+    let token = auth.and_then(|Extension(AuthenticatedWith(i))| state.tokens.token(i));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let identity = identify(req.cookie.as_ref(), token, now);
+    match state.renderer.render(req, identity).await {
         Ok(capture) => {
             tracing::info!(url = %target, mode = ?capture.mode, bytes = capture.png.len(),
                 ms = started.elapsed().as_millis() as u64, "rendered");
-            ([(header::CONTENT_TYPE, "image/png")], capture.png).into_response()
+            ([(header::CONTENT_TYPE, "image/png")], capture.png.clone()).into_response()
         }
         Err(err) => {
             tracing::warn!(url = %target, status = err.status(), ms = started.elapsed().as_millis() as u64, "render failed: {err}");

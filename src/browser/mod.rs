@@ -157,7 +157,7 @@ async fn supervise(
                 tracing::info!(pid = live.pid, version = %live.version, generation, "Chromium is ready");
                 let live = Arc::new(live);
                 pool::watch_crashes(&live);
-                pool::prewarm(&live).await;
+                pool::prewarm(&live, 1).await;
                 state.send_replace(BrowserState::Ready(live.clone()));
                 run_until_death(&live, handler_task, &shutdown).await;
                 live.died.cancel();

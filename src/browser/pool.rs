@@ -253,10 +253,14 @@ pub fn watch_crashes(browser: &Arc<LiveBrowser>) {
     });
 }
 
-/// Opens tabs up to the pool's capacity ahead of the first renders.
-pub async fn prewarm(browser: &Arc<LiveBrowser>) {
+/// Opens `count` tabs (at most the pool's capacity) ahead of the first renders. More
+/// open on demand: each idle tab holds a renderer process, so few are kept warm.
+pub async fn prewarm(browser: &Arc<LiveBrowser>, count: usize) {
     let pool = &browser.tabs;
-    while pool.reserve() {
+    for _ in 0..count {
+        if !pool.reserve() {
+            return;
+        }
         let opening = Opening { pool, done: false };
         match open_tab(browser).await {
             Ok(tab) => {

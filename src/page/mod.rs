@@ -70,7 +70,8 @@ impl Progress {
 /// A finished picture.
 #[derive(Debug)]
 pub struct Capture {
-    pub png: Vec<u8>,
+    /// Shared cheaply by every request that joined this render.
+    pub png: bytes::Bytes,
     pub mode: ReadinessMode,
 }
 
@@ -193,7 +194,10 @@ async fn drive(
     let png = base64::engine::general_purpose::STANDARD
         .decode(AsRef::<str>::as_ref(&shot.result.data))
         .map_err(|e| RenderError::cdp("decoding the picture", e))?;
-    Ok(Capture { png, mode })
+    Ok(Capture {
+        png: png.into(),
+        mode,
+    })
 }
 
 /// Sets the viewport; the picture is `width × height × scale` pixels.

@@ -20,6 +20,7 @@ pub struct Harness {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub browsers: std::sync::Arc<grender::browser::BrowserSupervisor>,
+    pub renderer: std::sync::Arc<grender::render::Renderer>,
 }
 
 /// Whether a Chromium exists; without one, browser tests are skipped unless
@@ -66,6 +67,7 @@ impl Harness {
         let opts = server_options(extra);
         let service = Service::start(&opts).expect("service starts");
         let browsers = service.browsers.clone();
+        let renderer = service.state.renderer.clone();
         browsers.wait_started().await.expect("Chromium starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -82,6 +84,7 @@ impl Harness {
             stop: Some(tx),
             server: Some(server),
             browsers,
+            renderer,
         })
     }
 

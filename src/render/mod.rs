@@ -1,7 +1,11 @@
-//! One render job: a queue slot, a browser, the page steps, all under one deadline.
+//! One render job: coalescing with identical requests, a queue slot, a browser, the
+//! page steps, all under one deadline.
+
+pub mod coalesce;
+pub mod identity;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -9,6 +13,7 @@ use crate::browser::BrowserSupervisor;
 use crate::error::RenderError;
 use crate::page::{self, Capture, PageOptions, Progress};
 use crate::request::{Deadline, RenderRequest};
+use identity::Identity;
 
 /// How long a failed CDP call waits to learn whether the browser died.
 const BROWSER_DEATH_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
@@ -20,6 +25,9 @@ pub struct Renderer {
     waiting: AtomicUsize,
     queue_size: usize,
     page: PageOptions,
+    coalescer: Arc<coalesce::Coalescer>,
+    browser_renders: AtomicU64,
+    coalesced: AtomicU64,
 }
 
 impl Renderer {
@@ -36,6 +44,9 @@ impl Renderer {
             waiting: AtomicUsize::new(0),
             queue_size,
             page,
+            coalescer: Arc::default(),
+            browser_renders: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
         }
     }
 
@@ -44,13 +55,50 @@ impl Renderer {
         &self.browsers
     }
 
-    /// Renders `req` to a PNG within its deadline.
-    pub async fn render(&self, req: &RenderRequest) -> Result<Capture, RenderError> {
+    /// Renders that reached the browser (identical requests that shared one count once).
+    pub fn browser_renders(&self) -> u64 {
+        self.browser_renders.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered by joining an identical render in flight.
+    pub fn coalesced(&self) -> u64 {
+        self.coalesced.load(Ordering::Relaxed)
+    }
+
+    /// Renders `req` for `identity`, sharing the render with identical requests in flight.
+    pub async fn render(
+        self: &Arc<Self>,
+        req: RenderRequest,
+        identity: Identity,
+    ) -> coalesce::SharedOutcome {
+        let deadline = req.deadline;
+        let key = coalesce::PictureKey::of(&req, identity);
+        let this = self.clone();
+        let (outcome, started) = self.coalescer.join_or_start(key, async move {
+            this.render_alone(&req)
+                .await
+                .map(Arc::new)
+                .map_err(Arc::new)
+        });
+        if !started {
+            self.coalesced.fetch_add(1, Ordering::Relaxed);
+        }
+        match tokio::time::timeout_at(deadline.at(), outcome).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Arc::new(
+                deadline.expired("waiting for an identical render in progress"),
+            )),
+        }
+    }
+
+    /// Renders `req` to a PNG within its deadline, without sharing.
+    pub async fn render_alone(&self, req: &RenderRequest) -> Result<Capture, RenderError> {
         let deadline = req.deadline;
         let progress = Progress::new("waiting for a render slot");
         let _slot = self.acquire_slot(&deadline).await?;
         progress.set("waiting for Chromium");
         let browser = self.browsers.current(&deadline).await?;
+        self.browser_renders.fetch_add(1, Ordering::Relaxed);
         let work = page::render_png(&browser, req, &self.page, &progress);
         let result = tokio::select! {
             result = work => result,

@@ -1,0 +1,122 @@
+//! Behaviour under load: identical requests coalesce, a full queue answers 429 at once.
+
+mod common;
+
+use common::{Harness, TOKEN};
+
+/// A render key signed like Grafana's `renderAuthJWT` keys.
+fn jwt(user_id: i64, exp_offset: i64, secret: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac::Mac;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + exp_offset;
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS512","typ":"JWT"}"#);
+    let claims = serde_json::json!({"renderUser": {"org_id": 1, "user_id": user_id, "org_role": "Admin"}, "exp": exp});
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let mut mac = hmac::Hmac::<sha2::Sha512>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{header}.{payload}").as_bytes());
+    format!(
+        "{header}.{payload}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+#[tokio::test]
+async fn a_hundred_identical_requests_share_one_browser_render() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let target = h.dashboard("/d-solo/storm/alert", "delay=1500");
+    let before = h.renderer.browser_renders();
+    let requests = (0..100).map(|_| h.render(&target, &[("width", "1000"), ("height", "500")]));
+    let answers = futures::future::join_all(requests).await;
+    for r in &answers {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.png().is_drawn(500, 250));
+    }
+    assert_eq!(
+        h.renderer.browser_renders() - before,
+        1,
+        "exactly one browser render"
+    );
+    assert_eq!(h.renderer.coalesced(), 99);
+    // Once it is done, the next identical request renders afresh.
+    assert_eq!(
+        h.render(&target, &[("width", "1000"), ("height", "500")])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(h.renderer.browser_renders() - before, 2);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn different_pictures_or_viewers_are_not_merged() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let target = h.dashboard("/d-solo/storm/alert", "delay=800");
+    let before = h.renderer.browser_renders();
+    let (a, b, c) = tokio::join!(
+        h.render(&target, &[("width", "1000"), ("height", "500")]),
+        h.render(&target, &[("width", "1200"), ("height", "500")]),
+        h.render(
+            &target,
+            &[
+                ("width", "1000"),
+                ("height", "500"),
+                ("timezone", "Asia/Tokyo")
+            ]
+        ),
+    );
+    assert_eq!((a.status, b.status, c.status), (200, 200, 200));
+    assert_eq!(h.renderer.browser_renders() - before, 3);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn jwt_render_keys_merge_only_for_the_same_verified_user() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let target = h.dashboard("/d-solo/storm/alert", "delay=1000");
+    // Same user, two distinct keys (different expiry), both signed with grender's token.
+    let (k1, k2, other_user, forged_same_user) = (
+        jwt(7, 300, TOKEN),
+        jwt(7, 301, TOKEN),
+        jwt(8, 300, TOKEN),
+        jwt(7, 302, "not-the-token"),
+    );
+    for k in [&k1, &k2, &other_user, &forged_same_user] {
+        h.stub.allow_key(k);
+    }
+    let hr = &h;
+    let with_key = |key: &str| {
+        let url = hr.render_url(
+            &target,
+            &[
+                ("renderKey", key),
+                ("domain", "127.0.0.1"),
+                ("height", "500"),
+            ],
+        );
+        async move { hr.get_with(&url, &[("X-Auth-Token", TOKEN)]).await }
+    };
+    let before = h.renderer.browser_renders();
+    let answers = futures::future::join_all([
+        with_key(&k1),
+        with_key(&k2),
+        with_key(&other_user),
+        with_key(&forged_same_user),
+    ])
+    .await;
+    assert!(answers.iter().all(|r| r.status == 200));
+    // k1 and k2 share; the other user and the unverifiable key render on their own.
+    assert_eq!(h.renderer.browser_renders() - before, 3);
+    h.stop().await;
+}
