@@ -20,11 +20,10 @@ pub enum RenderError {
     /// The page never said its panels were drawn within browser.readiness.timeout.
     #[error("panels were not ready after {timeout:?} (browser.readiness.timeout): {detail}")]
     ReadinessTimeout { timeout: Duration, detail: String },
-    /// Too many requests are already waiting.
-    #[error(
-        "server is too busy: {waiting} requests are already queued (render.queue-size); try again later"
-    )]
-    QueueFull { waiting: usize },
+    /// Refused at arrival: the queue is full, or the request could not be answered
+    /// before its deadline after waiting its turn.
+    #[error("server is too busy: {reason}; try again in {retry_after}s")]
+    Overloaded { reason: String, retry_after: u64 },
     /// Grafana sent the browser to its login page.
     #[error(
         "Grafana redirected the browser to its login page ({url}): the render key was rejected or has expired. \
@@ -66,7 +65,7 @@ impl RenderError {
         match self {
             RenderError::BadRequest(_) => 400,
             RenderError::Deadline { .. } | RenderError::ReadinessTimeout { .. } => 408,
-            RenderError::QueueFull { .. } => 429,
+            RenderError::Overloaded { .. } => 429,
             RenderError::NotImplemented(_) => 501,
             RenderError::BrowserUnavailable(_) => 503,
             RenderError::LoginPage { .. }

@@ -191,43 +191,6 @@ async fn unreachable_grafana_names_the_callback_url() {
 }
 
 #[tokio::test]
-async fn full_queue_is_refused_with_429_and_retry_after() {
-    let Some(h) = Harness::start(&["--render.concurrency=1", "--render.queue-size=1"]).await else {
-        return;
-    };
-    let slow = h.dashboard(SOLO, "delay=1500");
-    let url = h.render_url(
-        &slow,
-        &[
-            ("renderKey", common::RENDER_KEY),
-            ("domain", "127.0.0.1"),
-            ("height", "500"),
-        ],
-    );
-    let (a, b, c) = tokio::join!(
-        h.get_with(&url, &[("X-Auth-Token", TOKEN)]),
-        async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await
-        },
-        async {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await
-        },
-    );
-    assert_eq!(
-        (a.status, b.status),
-        (200, 200),
-        "one runs, one waits: {} / {}",
-        a.text(),
-        b.text()
-    );
-    assert_eq!(c.status, 429, "{}", c.text());
-    assert_eq!(c.headers["retry-after"], "5");
-    h.stop().await;
-}
-
-#[tokio::test]
 async fn info_routes() {
     let Some(h) = Harness::start(&[]).await else {
         return;

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{Harness, TOKEN};
 
 /// A render key signed like Grafana's `renderAuthJWT` keys.
@@ -118,5 +120,96 @@ async fn jwt_render_keys_merge_only_for_the_same_verified_user() {
     assert!(answers.iter().all(|r| r.status == 200));
     // k1 and k2 share; the other user and the unverifiable key render on their own.
     assert_eq!(h.renderer.browser_renders() - before, 3);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_that_cannot_finish_in_time_gets_429_at_once_and_others_queue() {
+    let Some(h) = Harness::start(&["--render.concurrency=1", "--render.queue-size=2"]).await else {
+        return;
+    };
+    // Teach the queue that renders of this page take about 2 s.
+    let slow = |n: u32| h.dashboard(&format!("/d-solo/q{n}/p"), "delay=2000");
+    assert_eq!(h.render(&slow(0), &[("height", "500")]).await.status, 200);
+
+    let first = slow(1);
+    let (busy, refused, queued, overflow) = tokio::join!(
+        h.render(&first, &[("height", "500"), ("timeout", "30")]),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let started = Instant::now();
+            // ~2 s of waiting + ~2 s of rendering cannot fit in 3 s.
+            let r = h
+                .render(&slow(2), &[("height", "500"), ("timeout", "3")])
+                .await;
+            (r, started.elapsed())
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            h.render(&slow(3), &[("height", "500"), ("timeout", "30")])
+                .await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            h.render(&slow(4), &[("height", "500"), ("timeout", "30")])
+                .await
+        },
+    );
+    let (refused, took) = refused;
+    assert_eq!(busy.status, 200);
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert!(took < Duration::from_secs(1), "refused only after {took:?}");
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry), "Retry-After {retry}");
+    assert!(
+        refused.text().contains("could not finish"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(
+        queued.status,
+        200,
+        "it fits its deadline, so it waits its turn: {}",
+        queued.text()
+    );
+    assert_eq!(overflow.status, 200, "{}", overflow.text());
+    let stats = h.renderer.queue_stats();
+    assert_eq!(stats.refused, 1);
+    assert!(stats.wait_ms_total > 1000, "{stats:?}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_queue_is_refused_with_retry_after() {
+    let Some(h) = Harness::start(&["--render.concurrency=1", "--render.queue-size=1"]).await else {
+        return;
+    };
+    let slow = |n: u32| h.dashboard(&format!("/d-solo/f{n}/p"), "delay=1500");
+    let first = slow(1);
+    let (a, b, c) = tokio::join!(
+        h.render(&first, &[("height", "500")]),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            h.render(&slow(2), &[("height", "500")]).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            h.render(&slow(3), &[("height", "500")]).await
+        },
+    );
+    assert_eq!(
+        (a.status, b.status),
+        (200, 200),
+        "one runs, one waits: {} / {}",
+        a.text(),
+        b.text()
+    );
+    assert_eq!(c.status, 429, "{}", c.text());
+    assert!(c.text().contains("render.queue-size"), "{}", c.text());
+    assert!(c.headers.contains_key("retry-after"));
     h.stop().await;
 }

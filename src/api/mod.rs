@@ -135,9 +135,13 @@ async fn render(
 pub fn error_response(err: &RenderError) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = text_error(status, &err.to_string());
-    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    let retry_after = match err {
+        RenderError::Overloaded { retry_after, .. } => Some(*retry_after),
+        RenderError::BrowserUnavailable(_) => Some(5),
+        _ => None,
+    };
+    if let Some(secs) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, secs);
     }
     resp
 }

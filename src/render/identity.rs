@@ -101,7 +101,7 @@ fn verify_jwt(jwt: &str, secret: &[u8], now_unix: i64) -> Option<RenderUser> {
         return None;
     }
     let mut mac = Hmac::<Sha512>::new_from_slice(secret).ok()?;
-    mac.update(jwt[..header_len(jwt)?].as_bytes());
+    mac.update(&jwt.as_bytes()[..header_len(jwt)?]);
     mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?)
         .ok()?;
     let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;

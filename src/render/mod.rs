@@ -3,16 +3,15 @@
 
 pub mod coalesce;
 pub mod identity;
+pub mod queue;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-use tokio::sync::{Semaphore, SemaphorePermit};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::browser::BrowserSupervisor;
 use crate::error::RenderError;
 use crate::page::{self, Capture, PageOptions, Progress};
-use crate::request::{Deadline, RenderRequest};
+use crate::request::RenderRequest;
 use identity::Identity;
 
 /// How long a failed CDP call waits to learn whether the browser died.
@@ -21,9 +20,7 @@ const BROWSER_DEATH_GRACE: std::time::Duration = std::time::Duration::from_milli
 /// Runs renders with bounded concurrency and a bounded queue.
 pub struct Renderer {
     browsers: Arc<BrowserSupervisor>,
-    slots: Semaphore,
-    waiting: AtomicUsize,
-    queue_size: usize,
+    queue: queue::RenderQueue,
     page: PageOptions,
     coalescer: Arc<coalesce::Coalescer>,
     browser_renders: AtomicU64,
@@ -40,9 +37,7 @@ impl Renderer {
     ) -> Self {
         Renderer {
             browsers,
-            slots: Semaphore::new(concurrency.max(1)),
-            waiting: AtomicUsize::new(0),
-            queue_size,
+            queue: queue::RenderQueue::new(concurrency, queue_size),
             page,
             coalescer: Arc::default(),
             browser_renders: AtomicU64::new(0),
@@ -53,6 +48,11 @@ impl Renderer {
     /// The browser supervisor, for health and version answers.
     pub fn browsers(&self) -> &Arc<BrowserSupervisor> {
         &self.browsers
+    }
+
+    /// Queue depth, in-flight renders and wait times.
+    pub fn queue_stats(&self) -> queue::QueueStats {
+        self.queue.stats()
     }
 
     /// Renders that reached the browser (identical requests that shared one count once).
@@ -80,9 +80,11 @@ impl Renderer {
                 .map(Arc::new)
                 .map_err(Arc::new)
         });
-        if !started {
-            self.coalesced.fetch_add(1, Ordering::Relaxed);
+        if started {
+            // The render itself runs under this request's deadline and says where it ran out.
+            return outcome.await;
         }
+        self.coalesced.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout_at(deadline.at(), outcome).await {
             Ok(outcome) => outcome,
             Err(_) => Err(Arc::new(
@@ -95,7 +97,8 @@ impl Renderer {
     pub async fn render_alone(&self, req: &RenderRequest) -> Result<Capture, RenderError> {
         let deadline = req.deadline;
         let progress = Progress::new("waiting for a render slot");
-        let _slot = self.acquire_slot(&deadline).await?;
+        let _slot = self.queue.enter(&deadline).await?;
+        let started = tokio::time::Instant::now();
         progress.set("waiting for Chromium");
         let browser = self.browsers.current(&deadline).await?;
         self.browser_renders.fetch_add(1, Ordering::Relaxed);
@@ -105,6 +108,9 @@ impl Renderer {
             _ = browser.died.cancelled() => Err(RenderError::BrowserDied),
             _ = tokio::time::sleep_until(deadline.at()) => Err(deadline.expired(progress.get())),
         };
+        if result.is_ok() {
+            self.queue.record_render(started.elapsed());
+        }
         match result {
             // A CDP call can fail a moment before the supervisor notices the browser's
             // death; name the real cause.
@@ -117,32 +123,5 @@ impl Renderer {
             }
             other => other,
         }
-    }
-
-    async fn acquire_slot(&self, deadline: &Deadline) -> Result<SemaphorePermit<'_>, RenderError> {
-        if let Ok(permit) = self.slots.try_acquire() {
-            return Ok(permit);
-        }
-        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _leave = LeaveQueue(&self.waiting);
-        if waiting >= self.queue_size {
-            return Err(RenderError::QueueFull { waiting });
-        }
-        let permit = deadline
-            .run(
-                "waiting for a render slot (all are busy)",
-                self.slots.acquire(),
-            )
-            .await?;
-        permit.map_err(|_| RenderError::BrowserUnavailable("the service is shutting down".into()))
-    }
-}
-
-/// Decrements the queue count however the wait ends.
-struct LeaveQueue<'a>(&'a AtomicUsize);
-
-impl Drop for LeaveQueue<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
