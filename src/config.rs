@@ -151,6 +151,22 @@ pub struct ServerOptions {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub context_reuse: u32,
 
+    /// Restart Chromium after this many renders, draining renders in flight first (0: never).
+    #[arg(
+        long = "browser.recycle-after",
+        env = "BROWSER_RECYCLE_AFTER",
+        default_value_t = 1000
+    )]
+    pub recycle_after: u64,
+
+    /// Restart Chromium (draining first) when its processes use more than this many MiB (0: no limit).
+    #[arg(
+        long = "browser.memory-budget",
+        env = "BROWSER_MEMORY_BUDGET",
+        default_value_t = 0
+    )]
+    pub memory_budget_mib: u64,
+
     /// Renders running at once; the rest wait in the queue.
     #[arg(long = "render.concurrency", env = "RENDER_CONCURRENCY")]
     pub concurrency: Option<usize>,

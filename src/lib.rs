@@ -49,6 +49,8 @@ impl Service {
             },
             context_reuse: opts.context_reuse,
             tabs: opts.effective_concurrency(),
+            recycle_after: opts.recycle_after,
+            memory_budget_mib: opts.memory_budget_mib,
         });
         let page = PageOptions {
             default_timezone: timezone,

@@ -57,6 +57,19 @@ fn wait_until_gone(pgid: i32, within: Duration) -> Vec<i32> {
     }
 }
 
+/// Like [`wait_until_gone`], without blocking the test's runtime (which may be what
+/// has to close Chromium).
+async fn wait_until_gone_async(pgid: i32, within: Duration) -> Vec<i32> {
+    let start = Instant::now();
+    loop {
+        let alive = alive_in_group(pgid);
+        if alive.is_empty() || start.elapsed() > within {
+            return alive;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn current_pid(h: &Harness) -> (u32, u64) {
     match h.browsers.state() {
         BrowserState::Ready(b) => (b.pid, b.generation),
@@ -228,4 +241,63 @@ fn a_bad_option_is_one_line_and_exit_code_2() {
         );
         assert!(stderr.starts_with("grender: "), "{stderr}");
     }
+}
+
+#[tokio::test]
+async fn recycling_replaces_chromium_without_dropping_a_render() {
+    let Some(h) = Harness::start(&["--browser.recycle-after=3", "--render.concurrency=2"]).await
+    else {
+        return;
+    };
+    let (first_pid, first_generation) = current_pid(&h);
+    let slow = h.dashboard("/d-solo/slow/p", "delay=2500");
+    let (long, quick) = tokio::join!(h.render(&slow, &[("height", "500")]), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut statuses = Vec::new();
+        for i in 0..6 {
+            let r = h
+                .render(
+                    &h.dashboard(&format!("/d-solo/q{i}/p"), ""),
+                    &[("height", "500")],
+                )
+                .await;
+            statuses.push((r.status, r.text()));
+        }
+        statuses
+    });
+    // The slow render started on the first browser and finished on it after it was replaced.
+    assert_eq!(long.status, 200, "{}", long.text());
+    assert!(long.png().is_drawn(500, 250));
+    for (status, text) in quick {
+        assert_eq!(status, 200, "{text}");
+    }
+    let (_, generation) = current_pid(&h);
+    assert!(
+        generation >= first_generation + 2,
+        "recycled only to generation {generation}"
+    );
+    let left = wait_until_gone_async(first_pid as i32, Duration::from_secs(10)).await;
+    assert!(
+        left.is_empty(),
+        "the replaced Chromium was not closed: {left:?}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_memory_budget_recycles_chromium() {
+    // 1 MiB: every check finds Chromium over budget.
+    let Some(h) = Harness::start(&["--browser.memory-budget=1"]).await else {
+        return;
+    };
+    let (_, generation) = current_pid(&h);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let img = h
+        .render(&h.dashboard(SOLO, ""), &[("height", "500")])
+        .await
+        .png();
+    assert!(img.is_drawn(500, 250));
+    let (_, now) = current_pid(&h);
+    assert!(now > generation, "not recycled: generation {now}");
+    h.stop().await;
 }

@@ -6,9 +6,11 @@
 //! once, kills and reaps what is left of the tree, and launches a new one with backoff.
 
 pub mod launch;
+pub mod memory;
 pub mod pool;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chromiumoxide::cdp::browser_protocol::browser::CloseParams;
@@ -38,6 +40,40 @@ pub struct LiveBrowser {
     pub generation: u64,
     /// Warm tabs, each in its own context, lent to renders.
     pub tabs: pool::TabPool,
+    /// Renders started on this browser, for recycling.
+    renders: AtomicU64,
+    /// Renders running on this browser now; a recycled browser closes at zero.
+    in_flight: AtomicUsize,
+    /// Set when a successor took over: no new render starts here.
+    retired: AtomicBool,
+}
+
+impl LiveBrowser {
+    /// Registers a render on this browser; `None` when it is being recycled (take the
+    /// current browser again).
+    pub fn begin_render(self: &Arc<Self>) -> Option<RenderOnBrowser> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.retired.load(Ordering::SeqCst) {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        self.renders.fetch_add(1, Ordering::Relaxed);
+        Some(RenderOnBrowser(self.clone()))
+    }
+
+    /// Renders started on this browser.
+    pub fn renders(&self) -> u64 {
+        self.renders.load(Ordering::Relaxed)
+    }
+}
+
+/// A render in progress on a browser; ends when dropped.
+pub struct RenderOnBrowser(Arc<LiveBrowser>);
+
+impl Drop for RenderOnBrowser {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// How the supervisor runs browsers.
@@ -49,6 +85,10 @@ pub struct BrowserOptions {
     pub context_reuse: u32,
     /// Tabs (one per concurrent render), opened ahead of the first renders.
     pub tabs: usize,
+    /// Replace Chromium after this many renders (0: never).
+    pub recycle_after: u64,
+    /// Replace Chromium when its processes use more than this many MiB (0: no limit).
+    pub memory_budget_mib: u64,
 }
 
 /// What the supervisor currently offers.
@@ -95,7 +135,11 @@ impl BrowserSupervisor {
         let wait = async {
             loop {
                 match &*rx.borrow_and_update() {
-                    BrowserState::Ready(b) if !b.died.is_cancelled() => return Ok(b.clone()),
+                    BrowserState::Ready(b)
+                        if !b.died.is_cancelled() && !b.retired.load(Ordering::SeqCst) =>
+                    {
+                        return Ok(b.clone());
+                    }
                     BrowserState::Failed(msg) => {
                         return Err(RenderError::BrowserUnavailable(msg.clone()));
                     }
@@ -149,33 +193,60 @@ async fn supervise(
 ) {
     let mut generation = 0u64;
     let mut backoff = Duration::from_millis(250);
+    let mut retiring = tokio::task::JoinSet::new();
+    // A browser being replaced keeps serving until its successor is ready.
+    let mut outgoing: Option<Running> = None;
     while !shutdown.is_cancelled() {
         generation += 1;
         let started = tokio::time::Instant::now();
         match connect(&opts, generation, &shutdown).await {
-            Ok((live, mut process, handler_task)) => {
+            Ok((live, process, handler)) => {
                 tracing::info!(pid = live.pid, version = %live.version, generation, "Chromium is ready");
                 let live = Arc::new(live);
                 pool::watch_crashes(&live);
                 pool::prewarm(&live, 1).await;
                 state.send_replace(BrowserState::Ready(live.clone()));
-                run_until_death(&live, handler_task, &shutdown).await;
-                live.died.cancel();
-                state.send_replace(if shutdown.is_cancelled() {
-                    BrowserState::Stopped
-                } else {
-                    BrowserState::Starting
-                });
-                tokio::task::spawn_blocking(move || process.kill_tree())
-                    .await
-                    .ok();
+                if let Some(old) = outgoing.take() {
+                    old.live.retired.store(true, Ordering::SeqCst);
+                    retiring.spawn(retire(old));
+                }
+                let mut running = Running {
+                    live,
+                    process,
+                    handler,
+                };
+                match run(&mut running, &shutdown, &opts).await {
+                    Ended::Recycle(why) => {
+                        tracing::info!(
+                            generation,
+                            pid = running.live.pid,
+                            "recycling Chromium: {why}"
+                        );
+                        outgoing = Some(running);
+                        backoff = Duration::from_millis(250);
+                        continue;
+                    }
+                    Ended::Died | Ended::Shutdown => {
+                        running.live.died.cancel();
+                        if !shutdown.is_cancelled() {
+                            state.send_replace(BrowserState::Starting);
+                        }
+                        let mut process = running.process;
+                        tokio::task::spawn_blocking(move || process.kill_tree())
+                            .await
+                            .ok();
+                    }
+                }
                 if started.elapsed() > Duration::from_secs(30) {
                     backoff = Duration::from_millis(250);
                 }
             }
             Err(msg) => {
                 tracing::error!(generation, "cannot start Chromium: {msg}");
-                state.send_replace(BrowserState::Failed(msg));
+                // A browser being recycled keeps serving while we retry.
+                if outgoing.is_none() {
+                    state.send_replace(BrowserState::Failed(msg));
+                }
             }
         }
         if shutdown.is_cancelled() {
@@ -188,6 +259,98 @@ async fn supervise(
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
     state.send_replace(BrowserState::Stopped);
+    if let Some(old) = outgoing.take() {
+        old.live.died.cancel();
+    }
+    // Dropping the retiring tasks drops their processes, which kills them.
+    retiring.shutdown().await;
+}
+
+/// A launched browser with what the supervisor needs to stop it.
+struct Running {
+    live: Arc<LiveBrowser>,
+    process: ChromiumProcess,
+    handler: JoinHandle<()>,
+}
+
+/// Why a browser's run ended.
+enum Ended {
+    Died,
+    Shutdown,
+    Recycle(String),
+}
+
+/// Serves until Chromium dies, the service stops, or it is due for recycling.
+async fn run(running: &mut Running, shutdown: &CancellationToken, opts: &BrowserOptions) -> Ended {
+    let live = running.live.clone();
+    let due = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let renders = live.renders.load(Ordering::Relaxed);
+            if opts.recycle_after > 0 && renders >= opts.recycle_after {
+                return format!("{renders} renders (browser.recycle-after)");
+            }
+            if opts.memory_budget_mib > 0 {
+                let rss = memory::tree_rss_bytes(live.pid) / (1024 * 1024);
+                if rss > opts.memory_budget_mib {
+                    return format!(
+                        "{rss} MiB in use (browser.memory-budget {} MiB)",
+                        opts.memory_budget_mib
+                    );
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = &mut running.handler => {
+            if !shutdown.is_cancelled() {
+                tracing::error!(pid = live.pid, generation = live.generation, "Chromium died; relaunching");
+            }
+            Ended::Died
+        }
+        _ = shutdown.cancelled() => {
+            live.died.cancel();
+            close_politely(&live, &mut running.handler).await;
+            Ended::Shutdown
+        }
+        why = due => Ended::Recycle(why),
+    }
+}
+
+/// Lets a replaced browser finish its renders, then closes it.
+async fn retire(mut old: Running) {
+    let live = old.live.clone();
+    let drained = async {
+        while live.in_flight.load(Ordering::SeqCst) > 0 && !live.died.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    if tokio::time::timeout(MAX_DRAIN, drained).await.is_err() {
+        tracing::warn!(
+            generation = live.generation,
+            "renders still running after {MAX_DRAIN:?}; closing anyway"
+        );
+    }
+    live.died.cancel();
+    close_politely(&live, &mut old.handler).await;
+    tokio::task::spawn_blocking(move || old.process.kill_tree())
+        .await
+        .ok();
+    tracing::info!(generation = live.generation, "recycled Chromium closed");
+}
+
+/// Longest a recycled browser waits for its renders before it is closed.
+const MAX_DRAIN: Duration = Duration::from_secs(600);
+
+async fn close_politely(live: &LiveBrowser, handler: &mut JoinHandle<()>) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        live.cdp.execute(CloseParams::default()),
+    )
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(3), &mut *handler).await;
+    handler.abort();
 }
 
 /// Launches Chromium, connects over CDP and starts polling the CDP handler.
@@ -236,29 +399,11 @@ async fn connect(
             pid,
             generation,
             tabs: pool::TabPool::new(opts.tabs, opts.context_reuse),
+            renders: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
         },
         process,
         handler_task,
     ))
-}
-
-/// Returns when Chromium died or, on shutdown, after closing it politely.
-async fn run_until_death(
-    live: &LiveBrowser,
-    mut handler_task: JoinHandle<()>,
-    shutdown: &CancellationToken,
-) {
-    tokio::select! {
-        _ = &mut handler_task => {
-            if !shutdown.is_cancelled() {
-                tracing::error!(pid = live.pid, generation = live.generation, "Chromium died; relaunching");
-            }
-        }
-        _ = shutdown.cancelled() => {
-            live.died.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(2), live.cdp.execute(CloseParams::default())).await;
-            let _ = tokio::time::timeout(Duration::from_secs(3), &mut handler_task).await;
-            handler_task.abort();
-        }
-    }
 }
