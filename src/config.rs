@@ -151,6 +151,11 @@ pub struct ServerOptions {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub context_reuse: u32,
 
+    /// How renders are kept apart: "context" (warm, scrubbed browser contexts in one Chromium)
+    /// or "process" (a fresh Chromium per render, launched ahead of time; slower, strictest).
+    #[arg(long = "render.isolation", env = "RENDER_ISOLATION", default_value = "context", value_parser = ["context", "process"])]
+    pub isolation: String,
+
     /// Restart Chromium after this many renders, draining renders in flight first (0: never).
     #[arg(
         long = "browser.recycle-after",

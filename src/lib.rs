@@ -49,6 +49,7 @@ impl Service {
             },
             context_reuse: opts.context_reuse,
             tabs: opts.effective_concurrency(),
+            process_per_render: opts.isolation == "process",
             recycle_after: opts.recycle_after,
             memory_budget_mib: opts.memory_budget_mib,
         });

@@ -301,3 +301,40 @@ async fn a_memory_budget_recycles_chromium() {
     assert!(now > generation, "not recycled: generation {now}");
     h.stop().await;
 }
+
+/// Live Chromium main processes started by this test process.
+fn our_chromiums() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    processes()
+        .into_iter()
+        .filter(|p| p.2 == me && p.1 != 'Z')
+        .map(|p| p.0)
+        .collect()
+}
+
+#[tokio::test]
+async fn process_isolation_gives_every_render_a_fresh_chromium() {
+    let Some(h) = Harness::start(&["--render.isolation=process", "--render.concurrency=2"]).await
+    else {
+        return;
+    };
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..4 {
+        let r = h
+            .render(
+                &h.dashboard(&format!("/d-solo/p{i}/p"), "delay=100"),
+                &[("height", "500")],
+            )
+            .await;
+        assert!(r.png().is_drawn(500, 250));
+        seen.extend(our_chromiums());
+    }
+    // Four renders, each on its own browser, plus the spares launched ahead.
+    assert!(seen.len() >= 5, "browsers seen: {seen:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let alive = our_chromiums();
+    assert!(alive.len() <= 2, "used browsers were not closed: {alive:?}");
+    h.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(our_chromiums().is_empty(), "spares outlived the service");
+}

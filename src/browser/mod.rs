@@ -8,6 +8,7 @@
 pub mod launch;
 pub mod memory;
 pub mod pool;
+pub mod process_pool;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -85,6 +86,8 @@ pub struct BrowserOptions {
     pub context_reuse: u32,
     /// Tabs (one per concurrent render), opened ahead of the first renders.
     pub tabs: usize,
+    /// Strict isolation: a fresh Chromium per render, from spares launched ahead.
+    pub process_per_render: bool,
     /// Replace Chromium after this many renders (0: never).
     pub recycle_after: u64,
     /// Replace Chromium when its processes use more than this many MiB (0: no limit).
@@ -109,6 +112,28 @@ pub struct BrowserSupervisor {
     state: watch::Receiver<BrowserState>,
     shutdown: CancellationToken,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Present in strict isolation mode: a fresh browser per render.
+    processes: Option<process_pool::ProcessPool>,
+}
+
+/// A browser lent to one render, released when dropped.
+pub struct BrowserLease {
+    browser: Arc<LiveBrowser>,
+    _hold: LeaseHold,
+}
+
+/// Held only for what its drop does: end the render's count, or close its own browser.
+#[allow(dead_code)]
+enum LeaseHold {
+    Shared(RenderOnBrowser),
+    OneShot(process_pool::OneShot),
+}
+
+impl BrowserLease {
+    /// The browser to render with.
+    pub fn browser(&self) -> &Arc<LiveBrowser> {
+        &self.browser
+    }
 }
 
 impl BrowserSupervisor {
@@ -116,12 +141,46 @@ impl BrowserSupervisor {
     pub fn start(opts: BrowserOptions) -> Arc<Self> {
         let (tx, rx) = watch::channel(BrowserState::Starting);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(supervise(opts, tx, shutdown.clone()));
+        let (task, processes) = if opts.process_per_render {
+            let spares = opts.tabs.clamp(1, 2);
+            let (pool, filler) =
+                process_pool::ProcessPool::start(opts, spares, tx, shutdown.clone());
+            (filler, Some(pool))
+        } else {
+            (tokio::spawn(supervise(opts, tx, shutdown.clone())), None)
+        };
         Arc::new(BrowserSupervisor {
             state: rx,
             shutdown,
             task: std::sync::Mutex::new(Some(task)),
+            processes,
         })
+    }
+
+    /// A browser for one render: the shared one (a successor if it is being recycled),
+    /// or in strict isolation mode a fresh one of its own.
+    pub async fn acquire(&self, deadline: &Deadline) -> Result<BrowserLease, RenderError> {
+        if let Some(processes) = &self.processes {
+            let one = processes.take(deadline).await?;
+            let browser = one
+                .browser()
+                .cloned()
+                .ok_or_else(|| RenderError::BrowserUnavailable("no browser".into()))?;
+            return Ok(BrowserLease {
+                browser,
+                _hold: LeaseHold::OneShot(one),
+            });
+        }
+        loop {
+            let browser = self.current(deadline).await?;
+            if let Some(on) = browser.begin_render() {
+                return Ok(BrowserLease {
+                    browser,
+                    _hold: LeaseHold::Shared(on),
+                });
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// The current state, for health and version endpoints.
@@ -179,6 +238,9 @@ impl BrowserSupervisor {
     /// Closes Chromium and waits until its whole process tree is gone.
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
+        if let Some(processes) = &self.processes {
+            processes.close().await;
+        }
         let task = self.task.lock().ok().and_then(|mut t| t.take());
         if let Some(task) = task {
             let _ = task.await;

@@ -100,16 +100,10 @@ impl Renderer {
         let _slot = self.queue.enter(&deadline).await?;
         let started = tokio::time::Instant::now();
         progress.set("waiting for Chromium");
-        // A browser being recycled takes no new render; its successor is already current.
-        let (browser, _on_browser) = loop {
-            let browser = self.browsers.current(&deadline).await?;
-            if let Some(on) = browser.begin_render() {
-                break (browser, on);
-            }
-            tokio::task::yield_now().await;
-        };
+        let lease = self.browsers.acquire(&deadline).await?;
+        let browser = lease.browser();
         self.browser_renders.fetch_add(1, Ordering::Relaxed);
-        let work = page::render_png(&browser, req, &self.page, &progress);
+        let work = page::render_png(browser, req, &self.page, &progress);
         let result = tokio::select! {
             result = work => result,
             _ = browser.died.cancelled() => Err(RenderError::BrowserDied),
