@@ -47,6 +47,8 @@ pub struct LiveBrowser {
     in_flight: AtomicUsize,
     /// Set when a successor took over: no new render starts here.
     retired: AtomicBool,
+    /// Woken at each render start, so recycling by count happens promptly.
+    render_started: tokio::sync::Notify,
 }
 
 impl LiveBrowser {
@@ -59,6 +61,7 @@ impl LiveBrowser {
             return None;
         }
         self.renders.fetch_add(1, Ordering::Relaxed);
+        self.render_started.notify_one();
         Some(RenderOnBrowser(self.clone()))
     }
 
@@ -348,7 +351,10 @@ async fn run(running: &mut Running, shutdown: &CancellationToken, opts: &Browser
     let due = async {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = live.render_started.notified() => {}
+            }
             let renders = live.renders.load(Ordering::Relaxed);
             if opts.recycle_after > 0 && renders >= opts.recycle_after {
                 return format!("{renders} renders (browser.recycle-after)");
@@ -464,6 +470,7 @@ async fn connect(
             renders: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             retired: AtomicBool::new(false),
+            render_started: tokio::sync::Notify::new(),
         },
         process,
         handler_task,
