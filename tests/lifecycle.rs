@@ -274,7 +274,7 @@ async fn recycling_replaces_chromium_without_dropping_a_render() {
     let (_, generation) = current_pid(&h);
     // The old browser serves until its successor is up, so the exact count varies.
     assert!(
-        generation >= first_generation + 1,
+        generation > first_generation,
         "never recycled: generation {generation}"
     );
     let left = wait_until_gone_async(first_pid as i32, Duration::from_secs(10)).await;
