@@ -110,13 +110,16 @@ def sequential(url, headers, n):
     return times, errors
 
 
-def concurrent(url, headers, clients, per_client):
-    times, errors, lock = [], [0], threading.Lock()
+def concurrent(url_for, headers, clients, per_client):
+    """`clients` threads, each rendering `per_client` times; url_for(n) gives the n-th URL."""
+    times, errors, lock, counter = [], [0], threading.Lock(), iter(range(clients * per_client))
 
     def client():
         for _ in range(per_client):
+            with lock:
+                n = next(counter)
             t = time.perf_counter()
-            status, body = get(url, headers)
+            status, body = get(url_for(n), headers)
             with lock:
                 times.append((time.perf_counter() - t) * 1000)
                 if status != 200:
@@ -139,6 +142,20 @@ def floor(target, n, width, height, key, domain):
     return [float(x) for x in out.split()]
 
 
+def soak(url_for, headers, pid, total):
+    """RSS after 100 renders and after `total`, each measured after a 2 s pause."""
+    done, marks, errors = 0, {}, 0
+    for mark in (100, total):
+        _, _, e = concurrent(lambda n: url_for(done + n), headers, 4, (mark - done) // 4)
+        errors += e
+        done = mark
+        time.sleep(2)
+        marks[mark] = tree_rss_kib(pid) / 1024
+    after_100, after_all = marks[100], marks[total]
+    print(f"soak: {total} renders, errors {errors}; RSS after 100: {after_100:.0f} MiB, "
+          f"after {total}: {after_all:.0f} MiB ({(after_all / after_100 - 1) * 100:+.1f} %)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=20, help="sequential renders (default 20)")
@@ -157,13 +174,17 @@ def main():
     ap.add_argument("--domain", default="127.0.0.1")
     ap.add_argument("--pid", type=int, help="grender pid to sample RSS of, with --grender")
     ap.add_argument("--no-floor", action="store_true")
+    ap.add_argument("--storm", type=int, default=100, help="identical requests sent at once (0: skip)")
+    ap.add_argument("--soak", type=int, default=0,
+                    help="then render this many more times (4 clients) and compare the Chromium tree's RSS "
+                         "after 100 renders with after all of them")
     args = ap.parse_args()
 
     procs = []
     try:
         own = not args.grender
         if own:
-            subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "grender", "-p", "grafana-stub",
+            subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "grender", "-p", "grafana-stub", "--bins",
                             "--example", "cdp_floor"], cwd=ROOT, check=True)
             stub_port, port = free_port(), free_port()
             procs.append(subprocess.Popen([f"{RELEASE}/grafana-stub", f"127.0.0.1:{stub_port}", args.render_key,
@@ -184,9 +205,16 @@ def main():
         else:
             base, pid = args.grender.rstrip("/"), args.pid
         wait_ready(base)
-        query = urllib.parse.urlencode({"url": args.target, "width": args.width, "height": args.height,
-                                        "renderKey": args.render_key, "domain": args.domain, "timeout": "60"})
-        url, headers = f"{base}/render?{query}", {"X-Auth-Token": args.token}
+        def url_for(n=None):
+            # Distinct requests unless n is None: identical ones would share one render.
+            target = args.target
+            if n is not None:
+                target += ("&" if "?" in target else "?") + f"grender_bench={n}"
+            query = urllib.parse.urlencode({"url": target, "width": args.width, "height": args.height,
+                                            "renderKey": args.render_key, "domain": args.domain, "timeout": "60"})
+            return f"{base}/render?{query}"
+
+        url, headers = url_for(), {"X-Auth-Token": args.token}
         idle = tree_rss_kib(pid) if pid else 0
         sampler = RssSampler(pid) if pid else None
         if sampler:
@@ -205,17 +233,26 @@ def main():
         print(f"grender      sequential p50 {p50:6.0f} ms  p90 {pct(seq, 90):6.0f} ms  errors {seq_errors}"
               + (f"  = {p50 / fp50:.2f} x floor" if fp50 else ""))
         one = None
+        offset = 0
         for c in [int(x) for x in args.clients.split(",") if x]:
-            rate, times, errors = concurrent(url, headers, c, args.per_client)
+            rate, times, errors = concurrent(lambda n: url_for(offset + n), headers, c, args.per_client)
+            offset += c * args.per_client
             if c == 1:
                 one = rate
             ratio = f"  = {rate / one:.2f} x one client" if one and c != 1 else ""
             print(f"grender {c:2d} clients  {rate:5.2f} renders/s  p50 {statistics.median(times):6.0f} ms  "
-                  f"errors {errors}{ratio}")
+                  f"errors {errors}{ratio}   (distinct pictures)")
+        if args.storm:
+            start = time.perf_counter()
+            _, times, errors = concurrent(lambda n: url, headers, args.storm, 1)
+            print(f"storm: {args.storm} identical requests at once answered in {time.perf_counter() - start:.2f} s, "
+                  f"errors {errors} (they share one render)")
         if sampler:
             sampler.running = False
             sampler.join()
             print(f"RSS of grender + Chromium tree: idle {idle / 1024:.0f} MiB, peak {sampler.peak / 1024:.0f} MiB")
+        if args.soak and pid:
+            soak(lambda n: url_for(10_000_000 + n), headers, pid, args.soak)
     finally:
         for p in reversed(procs):
             p.terminate()
