@@ -12,6 +12,7 @@ pub mod browser;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod output;
 pub mod page;
 pub mod render;
 pub mod request;

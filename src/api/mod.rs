@@ -109,7 +109,6 @@ async fn render(
         Ok(req) => req,
         Err(ParamError::Bad(m)) => return text_error(StatusCode::BAD_REQUEST, &m),
         Err(ParamError::Forbidden(m)) => return text_error(StatusCode::FORBIDDEN, &m),
-        Err(ParamError::Unsupported(m)) => return text_error(StatusCode::NOT_IMPLEMENTED, &m),
     };
     let target = redact_target(&req.url);
     let token = auth.and_then(|Extension(AuthenticatedWith(i))| state.tokens.token(i));
@@ -118,11 +117,16 @@ async fn render(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let identity = identify(req.cookie.as_ref(), token, now);
+    let content_type = req.output.content_type();
     match state.renderer.render(req, identity).await {
         Ok(capture) => {
-            tracing::info!(url = %target, mode = ?capture.mode, bytes = capture.png.len(),
+            tracing::info!(url = %target, mode = ?capture.mode, bytes = capture.bytes.len(),
                 ms = started.elapsed().as_millis() as u64, "rendered");
-            ([(header::CONTENT_TYPE, "image/png")], capture.png.clone()).into_response()
+            (
+                [(header::CONTENT_TYPE, content_type)],
+                capture.bytes.clone(),
+            )
+                .into_response()
         }
         Err(err) => {
             tracing::warn!(url = %target, status = err.status(), ms = started.elapsed().as_millis() as u64, "render failed: {err}");

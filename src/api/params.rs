@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use crate::output::Output;
+use crate::output::pdf::{self, PdfOptions};
 use crate::request::{Deadline, RenderCookie, RenderRequest, Viewport};
 
 /// Server-side bounds and defaults applied to every request.
@@ -34,8 +36,6 @@ pub enum ParamError {
     Bad(String),
     /// 403: the URL may not be rendered.
     Forbidden(String),
-    /// 501: a valid encoding this build cannot produce yet.
-    Unsupported(String),
 }
 
 /// Parses the query of `/render`.
@@ -63,19 +63,10 @@ pub fn parse_render_query(
     } else {
         encoding
     };
-    match encoding.as_str() {
-        "png" => {}
-        "pdf" => {
-            return Err(ParamError::Unsupported(
-                "PDF output is not available in this grender build yet; request encoding=png"
-                    .into(),
-            ));
-        }
-        other => {
-            return bad(format!(
-                "invalid 'encoding' query parameter: {other:?} (use png)"
-            ));
-        }
+    if !matches!(encoding.as_str(), "png" | "pdf") {
+        return bad(format!(
+            "invalid 'encoding' query parameter: {encoding:?} (use png or pdf)"
+        ));
     }
 
     let int = |name: &str| -> Result<Option<i64>, ParamError> {
@@ -166,6 +157,10 @@ pub fn parse_render_query(
         Some(v) => v == "true",
         None => limits.landscape,
     };
+    let output = match encoding.as_str() {
+        "pdf" => Output::Pdf(pdf_options(&pairs, &url, landscape)?),
+        _ => Output::Png,
+    };
     let timezone = get("timezone")
         .map(str::trim)
         .filter(|v| !v.is_empty())
@@ -193,7 +188,61 @@ pub fn parse_render_query(
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .map(String::from),
+        output,
         deadline: Deadline::after(timeout),
+    })
+}
+
+/// `pdf.*` options: from the `/render` query, else from the target URL's own query (where
+/// older Grafana and the official tests put them), else the defaults.
+fn pdf_options(
+    pairs: &[(String, String)],
+    target: &str,
+    landscape: bool,
+) -> Result<PdfOptions, ParamError> {
+    let target_pairs: Vec<(String, String)> = url::Url::parse(target)
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .chain(target_pairs.iter())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let boolean =
+        |name: &str, default: bool| match get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(other) => Err(ParamError::Bad(format!(
+                "invalid '{name}' query parameter: {other:?} (use true or false)"
+            ))),
+        };
+    let format = get("pdf.format").unwrap_or("a4").to_ascii_lowercase();
+    if pdf::paper_size(&format).is_none() {
+        let names: Vec<_> = pdf::paper_names().collect();
+        return Err(ParamError::Bad(format!(
+            "invalid 'pdf.format' query parameter: {format:?} (use one of {})",
+            names.join(", ")
+        )));
+    }
+    let page_ranges = get("pdf.pageRanges").map(String::from);
+    if let Some(r) = &page_ranges
+        && !r
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | ',' | ' '))
+    {
+        return Err(ParamError::Bad(format!(
+            "invalid 'pdf.pageRanges' query parameter: {r:?} (use e.g. 1-3, 5)"
+        )));
+    }
+    Ok(PdfOptions {
+        format,
+        landscape: boolean("pdf.landscape", landscape)?,
+        print_background: boolean("pdf.printBackground", true)?,
+        page_ranges,
     })
 }
 
@@ -338,8 +387,8 @@ mod tests {
             Err(ParamError::Bad(_))
         ));
         assert!(matches!(
-            parse("url=http://g/&encoding=pdf"),
-            Err(ParamError::Unsupported(_))
+            parse("url=http://g/&encoding=pdf").unwrap().output,
+            Output::Pdf(_)
         ));
         assert!(matches!(
             parse("url=http://g/&width=abc"),

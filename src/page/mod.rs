@@ -6,7 +6,6 @@ pub mod readiness;
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use base64::Engine;
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::emulation::{
     ScreenOrientation, ScreenOrientationType, SetDeviceMetricsOverrideParams,
@@ -15,15 +14,13 @@ use chromiumoxide::cdp::browser_protocol::emulation::{
 use chromiumoxide::cdp::browser_protocol::network::{
     Headers, SetCookieParams, SetExtraHttpHeadersParams,
 };
-use chromiumoxide::cdp::browser_protocol::page::{
-    CaptureScreenshotFormat, CaptureScreenshotParams,
-};
 use chromiumoxide::cdp::browser_protocol::target::EventTargetCrashed;
 use chromiumoxide::cdp::js_protocol::runtime::EventBindingCalled;
 use futures::StreamExt;
 
 use crate::browser::{LiveBrowser, pool};
 use crate::error::RenderError;
+use crate::output::{self, Output};
 use crate::request::{RenderRequest, Viewport};
 pub use readiness::{ReadinessMode, ReadinessOptions};
 
@@ -70,13 +67,13 @@ impl Progress {
 /// A finished picture.
 #[derive(Debug)]
 pub struct Capture {
-    /// Shared cheaply by every request that joined this render.
-    pub png: bytes::Bytes,
+    /// The PNG or PDF; shared cheaply by every request that joined this render.
+    pub bytes: bytes::Bytes,
     pub mode: ReadinessMode,
 }
 
-/// Renders `req` to PNG in a tab of its own context, lent by `browser`'s pool.
-pub async fn render_png(
+/// Renders `req` (PNG or PDF) in a tab of its own context, lent by `browser`'s pool.
+pub async fn render(
     browser: &Arc<LiveBrowser>,
     req: &RenderRequest,
     opts: &PageOptions,
@@ -182,22 +179,11 @@ async fn drive(
     tracing::debug!(?mode, "page ready");
 
     progress.set("capturing the picture");
-    let params = CaptureScreenshotParams::builder()
-        .format(CaptureScreenshotFormat::Png)
-        .from_surface(true)
-        .capture_beyond_viewport(false)
-        .build();
-    let shot = page
-        .execute(params)
-        .await
-        .map_err(|e| RenderError::cdp("capturing the picture", e))?;
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(AsRef::<str>::as_ref(&shot.result.data))
-        .map_err(|e| RenderError::cdp("decoding the picture", e))?;
-    Ok(Capture {
-        png: png.into(),
-        mode,
-    })
+    let bytes = match &req.output {
+        Output::Png => output::png(page).await?,
+        Output::Pdf(pdf) => output::pdf::print(page, pdf, req.viewport.scale).await?,
+    };
+    Ok(Capture { bytes, mode })
 }
 
 /// Sets the viewport; the picture is `width × height × scale` pixels.

@@ -31,7 +31,7 @@ pub struct PictureKey {
     landscape: bool,
     timezone: Option<String>,
     accept_language: Option<String>,
-    encoding: &'static str,
+    output: String,
     identity: Identity,
 }
 
@@ -47,7 +47,7 @@ impl PictureKey {
             landscape: req.viewport.landscape,
             timezone: req.timezone.clone(),
             accept_language: req.accept_language.clone(),
-            encoding: "png",
+            output: req.output.key(),
             identity,
         }
     }

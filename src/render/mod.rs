@@ -103,7 +103,7 @@ impl Renderer {
         let lease = self.browsers.acquire(&deadline).await?;
         let browser = lease.browser();
         self.browser_renders.fetch_add(1, Ordering::Relaxed);
-        let work = page::render_png(browser, req, &self.page, &progress);
+        let work = page::render(browser, req, &self.page, &progress);
         let result = tokio::select! {
             result = work => result,
             _ = browser.died.cancelled() => Err(RenderError::BrowserDied),

@@ -1,0 +1,112 @@
+//! PDF output: Grafana's paper formats, orientation, background and page ranges, printed
+//! with zero margins at scale 1 / deviceScaleFactor, as the official service does.
+
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams;
+
+use crate::error::RenderError;
+
+/// Paper sizes in inches, as the official Go service gives them to Chrome (SPEC A.4; they
+/// differ from puppeteer's to match what Chrome really outputs).
+const PAPERS: [(&str, f64, f64); 11] = [
+    ("letter", 8.5, 11.0),
+    ("legal", 8.5, 14.0),
+    ("tabloid", 11.0, 17.0),
+    ("ledger", 17.0, 11.0),
+    ("a0", 33.1102, 46.80),
+    ("a1", 23.39, 33.1102),
+    ("a2", 16.5354, 23.39),
+    ("a3", 11.70, 16.5354),
+    ("a4", 8.2677, 11.70),
+    ("a5", 5.8268, 8.2677),
+    ("a6", 4.1339, 5.8268),
+];
+
+/// How to print.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PdfOptions {
+    /// Lower-case paper name, one of [`paper_names`].
+    pub format: String,
+    pub landscape: bool,
+    pub print_background: bool,
+    /// Chromium's syntax, e.g. `1-3, 5`; `None` prints every page.
+    pub page_ranges: Option<String>,
+}
+
+/// The accepted `pdf.format` values.
+pub fn paper_names() -> impl Iterator<Item = &'static str> {
+    PAPERS.iter().map(|p| p.0)
+}
+
+/// Width and height in inches of a (lower-case) paper name.
+pub fn paper_size(name: &str) -> Option<(f64, f64)> {
+    PAPERS.iter().find(|p| p.0 == name).map(|p| (p.1, p.2))
+}
+
+/// Chromium accepts print scales from 0.1 to 2.
+pub fn print_scale(device_scale: f64) -> Result<f64, RenderError> {
+    let scale = 1.0 / device_scale;
+    if !(0.1..=2.0).contains(&scale) {
+        return Err(RenderError::BadRequest(format!(
+            "invalid 'deviceScaleFactor' for a PDF: {device_scale} gives a print scale of {scale:.3}, \
+             outside Chromium's 0.1–2 (use a deviceScaleFactor from 0.5 to 10)"
+        )));
+    }
+    Ok(scale)
+}
+
+/// Prints the page.
+pub async fn print(
+    page: &Page,
+    opts: &PdfOptions,
+    device_scale: f64,
+) -> Result<bytes::Bytes, RenderError> {
+    let (width, height) = paper_size(&opts.format).ok_or_else(|| {
+        RenderError::BadRequest(format!(
+            "invalid 'pdf.format' query parameter: {:?}",
+            opts.format
+        ))
+    })?;
+    let mut params = PrintToPdfParams::builder()
+        .landscape(opts.landscape)
+        .print_background(opts.print_background)
+        .scale(print_scale(device_scale)?)
+        .paper_width(width)
+        .paper_height(height)
+        .margin_top(0.0)
+        .margin_bottom(0.0)
+        .margin_left(0.0)
+        .margin_right(0.0)
+        .prefer_css_page_size(false);
+    if let Some(ranges) = &opts.page_ranges {
+        params = params.page_ranges(ranges.clone());
+    }
+    let reply = page.execute(params.build()).await.map_err(|e| {
+        let text = e.to_string();
+        if opts.page_ranges.is_some() && text.to_ascii_lowercase().contains("range") {
+            RenderError::BadRequest(format!(
+                "invalid 'pdf.pageRanges' query parameter {:?}: {text}",
+                opts.page_ranges.as_deref().unwrap_or("")
+            ))
+        } else {
+            RenderError::cdp("printing the PDF", text)
+        }
+    })?;
+    super::decode(reply.result.data.as_ref(), "decoding the PDF")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn papers_and_scales() {
+        assert_eq!(paper_size("a4"), Some((8.2677, 11.70)));
+        assert_eq!(paper_size("ledger"), Some((17.0, 11.0)));
+        assert_eq!(paper_names().count(), 11);
+        assert!(paper_size("A4").is_none(), "callers lower-case first");
+        assert_eq!(print_scale(2.0).unwrap(), 0.5);
+        assert!(print_scale(0.25).is_err());
+        assert!(print_scale(20.0).is_err());
+    }
+}
