@@ -16,6 +16,7 @@ use axum::routing::get;
 
 use crate::browser::BrowserState;
 use crate::error::RenderError;
+use crate::output::csv;
 use crate::render::Renderer;
 use crate::render::identity::identify;
 use auth::{AuthOutcome, TokenCheck};
@@ -36,6 +37,7 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/render", get(render))
+        .route("/render/csv", get(render_csv))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(protected)
@@ -94,22 +96,50 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
 #[derive(Clone, Copy)]
 struct AuthenticatedWith(usize);
 
+async fn render_csv(
+    State(state): State<Arc<AppState>>,
+    auth: Option<Extension<AuthenticatedWith>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let lang = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    match params::parse_csv_query(query.as_deref().unwrap_or(""), lang, &state.limits) {
+        Ok(req) => run(&state, auth, req).await,
+        Err(e) => param_error(e),
+    }
+}
+
 async fn render(
     State(state): State<Arc<AppState>>,
     auth: Option<Extension<AuthenticatedWith>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let started = Instant::now();
     let lang = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
-    let req = match params::parse_render_query(query.as_deref().unwrap_or(""), lang, &state.limits)
-    {
-        Ok(req) => req,
-        Err(ParamError::Bad(m)) => return text_error(StatusCode::BAD_REQUEST, &m),
-        Err(ParamError::Forbidden(m)) => return text_error(StatusCode::FORBIDDEN, &m),
-    };
+    match params::parse_render_query(query.as_deref().unwrap_or(""), lang, &state.limits) {
+        Ok(req) => run(&state, auth, req).await,
+        Err(e) => param_error(e),
+    }
+}
+
+fn param_error(e: ParamError) -> Response {
+    match e {
+        ParamError::Bad(m) => text_error(StatusCode::BAD_REQUEST, &m),
+        ParamError::Forbidden(m) => text_error(StatusCode::FORBIDDEN, &m),
+    }
+}
+
+/// Renders a parsed request and answers with the bytes or the error.
+async fn run(
+    state: &AppState,
+    auth: Option<Extension<AuthenticatedWith>>,
+    req: crate::request::RenderRequest,
+) -> Response {
+    let started = Instant::now();
     let target = redact_target(&req.url);
     let token = auth.and_then(|Extension(AuthenticatedWith(i))| state.tokens.token(i));
     let now = std::time::SystemTime::now()
@@ -122,11 +152,20 @@ async fn render(
         Ok(capture) => {
             tracing::info!(url = %target, mode = ?capture.mode, bytes = capture.bytes.len(),
                 ms = started.elapsed().as_millis() as u64, "rendered");
-            (
+            let mut resp = (
                 [(header::CONTENT_TYPE, content_type)],
                 capture.bytes.clone(),
             )
-                .into_response()
+                .into_response();
+            if let Some(value) = capture
+                .file_name
+                .as_deref()
+                .and_then(|n| HeaderValue::from_str(&csv::content_disposition(n)).ok())
+            {
+                resp.headers_mut()
+                    .insert(header::CONTENT_DISPOSITION, value);
+            }
+            resp
         }
         Err(err) => {
             tracing::warn!(url = %target, status = err.status(), ms = started.elapsed().as_millis() as u64, "render failed: {err}");

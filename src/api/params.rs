@@ -131,27 +131,7 @@ pub fn parse_render_query(
         }
     }
 
-    let timeout = match get("timeout").map(str::trim).filter(|v| !v.is_empty()) {
-        None => limits.default_timeout,
-        Some(v) if v.bytes().all(|b| b.is_ascii_digit()) => match v.parse::<u64>() {
-            Ok(0) => limits.default_timeout,
-            Ok(secs) if secs <= 86_400 * 365 => Duration::from_secs(secs),
-            _ => {
-                return bad(format!(
-                    "invalid 'timeout' query parameter: {v:?} is too large"
-                ));
-            }
-        },
-        Some(v) => match parse_duration(v) {
-            Ok(d) if d.is_zero() => limits.default_timeout,
-            Ok(d) => d,
-            Err(_) => {
-                return bad(format!(
-                    "invalid 'timeout' query parameter: {v:?} (use seconds, or a duration like 45s)"
-                ));
-            }
-        },
-    };
+    let timeout = parse_timeout(get("timeout"), limits.default_timeout)?;
 
     let landscape = match get("landscape") {
         Some(v) => v == "true",
@@ -165,13 +145,7 @@ pub fn parse_render_query(
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(String::from);
-    let cookie = match (get("renderKey"), get("domain")) {
-        (Some(key), Some(domain)) if !key.is_empty() && !domain.is_empty() => Some(RenderCookie {
-            key: key.to_string(),
-            domain: domain.to_string(),
-        }),
-        _ => None,
-    };
+    let cookie = render_cookie(get("renderKey"), get("domain"));
 
     Ok(RenderRequest {
         url,
@@ -191,6 +165,89 @@ pub fn parse_render_query(
         output,
         deadline: Deadline::after(timeout),
     })
+}
+
+/// Parses the `/render/csv` query (SPEC A.6): the same url, timeout, time zone, render key
+/// and language rules as `/render`, `encoding` empty or `csv`, and an optional download name.
+pub fn parse_csv_query(
+    query: &str,
+    accept_language: Option<&str>,
+    limits: &Limits,
+) -> Result<RenderRequest, ParamError> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let url = check_url(get("url"), &limits.allowed_origins)?;
+    let encoding = get("encoding").unwrap_or("").trim().to_ascii_lowercase();
+    if !matches!(encoding.as_str(), "" | "csv") {
+        return Err(ParamError::Bad(format!(
+            "invalid 'encoding' query parameter: {encoding:?} must be 'csv' or empty/missing"
+        )));
+    }
+    let width = limits.min_width.clamp(1, u32::MAX as i64) as u32;
+    let height = limits.min_height.clamp(1, u32::MAX as i64) as u32;
+    Ok(RenderRequest {
+        url,
+        viewport: Viewport {
+            width,
+            height: Some(height),
+            initial_height: height,
+            scale: 1.0,
+            landscape: limits.landscape,
+        },
+        timezone: get("timezone")
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from),
+        cookie: render_cookie(get("renderKey"), get("domain")),
+        accept_language: accept_language
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from),
+        output: Output::Csv {
+            file_name: get("filePath").and_then(crate::output::csv::file_name_from),
+        },
+        deadline: Deadline::after(parse_timeout(get("timeout"), limits.default_timeout)?),
+    })
+}
+
+/// `timeout`: plain seconds or a Go duration; absent or 0 means the server default.
+fn parse_timeout(value: Option<&str>, default: Duration) -> Result<Duration, ParamError> {
+    let bad = |v: &str, why: &str| {
+        Err(ParamError::Bad(format!(
+            "invalid 'timeout' query parameter: {v:?} {why}"
+        )))
+    };
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) if v.bytes().all(|b| b.is_ascii_digit()) => match v.parse::<u64>() {
+            Ok(0) => Ok(default),
+            Ok(secs) if secs <= 86_400 * 365 => Ok(Duration::from_secs(secs)),
+            _ => bad(v, "is too large"),
+        },
+        Some(v) => match parse_duration(v) {
+            Ok(d) if d.is_zero() => Ok(default),
+            Ok(d) => Ok(d),
+            Err(_) => bad(v, "(use seconds, or a duration like 45s)"),
+        },
+    }
+}
+
+/// The render-key cookie, set only when Grafana sent both the key and its domain.
+fn render_cookie(key: Option<&str>, domain: Option<&str>) -> Option<RenderCookie> {
+    match (key, domain) {
+        (Some(key), Some(domain)) if !key.is_empty() && !domain.is_empty() => Some(RenderCookie {
+            key: key.to_string(),
+            domain: domain.to_string(),
+        }),
+        _ => None,
+    }
 }
 
 /// `pdf.*` options: from the `/render` query, else from the target URL's own query (where

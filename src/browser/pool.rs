@@ -282,6 +282,11 @@ pub struct LeasedTab {
 }
 
 impl LeasedTab {
+    /// The tab's browser context.
+    pub fn context_id(&self) -> Option<&BrowserContextId> {
+        self.tab.as_ref().map(|t| &t.context_id)
+    }
+
     /// The tab's page.
     pub fn page(&self) -> &Page {
         &self

@@ -1,5 +1,6 @@
 //! Turning a ready page into the bytes Grafana asked for: a PNG screenshot or a PDF.
 
+pub mod csv;
 pub mod pdf;
 
 use base64::Engine;
@@ -15,6 +16,10 @@ use crate::error::RenderError;
 pub enum Output {
     Png,
     Pdf(pdf::PdfOptions),
+    /// The file Grafana's `d-csv` page downloads; `file_name` overrides its name.
+    Csv {
+        file_name: Option<String>,
+    },
 }
 
 impl Output {
@@ -23,6 +28,7 @@ impl Output {
         match self {
             Output::Png => "image/png",
             Output::Pdf(_) => "application/pdf",
+            Output::Csv { .. } => "text/csv",
         }
     }
 

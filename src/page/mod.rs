@@ -70,6 +70,8 @@ pub struct Capture {
     /// The PNG or PDF; shared cheaply by every request that joined this render.
     pub bytes: bytes::Bytes,
     pub mode: ReadinessMode,
+    /// The download name of a CSV.
+    pub file_name: Option<String>,
 }
 
 /// Renders `req` (PNG or PDF) in a tab of its own context, lent by `browser`'s pool.
@@ -115,7 +117,7 @@ async fn render_in_tab(
         std::future::pending::<()>().await
     };
     let result = tokio::select! {
-        r = drive(page, req, opts, progress) => r,
+        r = drive(browser, &tab, req, opts, progress) => r,
         _ = crashed => Err(RenderError::PageCrashed),
     };
     // A tab whose page crashed or whose CDP calls failed is not trusted again.
@@ -129,11 +131,24 @@ async fn render_in_tab(
 
 /// The render steps inside the tab.
 async fn drive(
-    page: &Page,
+    browser: &Arc<LiveBrowser>,
+    tab: &pool::LeasedTab,
     req: &RenderRequest,
     opts: &PageOptions,
     progress: &Progress,
 ) -> Result<Capture, RenderError> {
+    let page = tab.page();
+    let download = match (&req.output, tab.context_id()) {
+        (Output::Csv { .. }, Some(context)) => Some(
+            output::csv::Download::start(
+                browser,
+                context.clone(),
+                page.target_id().as_ref().to_string(),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let mut bindings = page
         .event_listener::<EventBindingCalled>()
         .await
@@ -162,9 +177,28 @@ async fn drive(
 
     progress.set(STAGE_LOADING);
     if let Err(e) = page.goto(req.url.as_str()).await {
-        return Err(RenderError::Navigation {
-            url: req.url.clone(),
-            reason: e.to_string(),
+        // A URL that is itself the download ends its navigation as "aborted".
+        let reason = e.to_string();
+        if download.is_none() || !reason.contains("ERR_ABORTED") {
+            return Err(RenderError::Navigation {
+                url: req.url.clone(),
+                reason,
+            });
+        }
+    }
+    if let Some(download) = download {
+        progress.set("waiting for the CSV download");
+        let (bytes, suggested) = download.finish().await?;
+        let name = match &req.output {
+            Output::Csv {
+                file_name: Some(name),
+            } => name.clone(),
+            _ => output::csv::file_name_from(&suggested).unwrap_or_else(|| "data.csv".into()),
+        };
+        return Ok(Capture {
+            bytes,
+            mode: ReadinessMode::None,
+            file_name: Some(name),
         });
     }
 
@@ -182,8 +216,18 @@ async fn drive(
     let bytes = match &req.output {
         Output::Png => output::png(page).await?,
         Output::Pdf(pdf) => output::pdf::print(page, pdf, req.viewport.scale).await?,
+        Output::Csv { .. } => {
+            return Err(RenderError::cdp(
+                "capturing",
+                "a CSV is downloaded, not captured",
+            ));
+        }
     };
-    Ok(Capture { bytes, mode })
+    Ok(Capture {
+        bytes,
+        mode,
+        file_name: None,
+    })
 }
 
 /// Sets the viewport; the picture is `width × height × scale` pixels.

@@ -152,6 +152,7 @@ fn router(shared: Shared) -> Router {
         .route("/login", get(login))
         .route("/d/{uid}/{slug}", get(dashboard))
         .route("/d-solo/{uid}/{slug}", get(dashboard))
+        .route("/d-csv/{uid}", get(csv_page))
         .route("/api/ds/query", get(query))
         .route("/api/report", get(|| async { StatusCode::NO_CONTENT }))
         .route("/probe.svg", get(probe))
@@ -353,3 +354,57 @@ pub fn generate_bundle(bytes: u64) -> String {
 }
 
 const PAGE: &str = include_str!("page.html");
+
+/// The CSV the `d-csv` page downloads (Grafana's panel data export).
+pub fn csv_body() -> String {
+    let mut csv = String::from("\"Time\",\"Value\"\n");
+    for i in 0..20u64 {
+        csv.push_str(&format!(
+            "{},{}\n",
+            1_700_000_000_000u64 + i * 60_000,
+            (i * 7) % 17 + 2
+        ));
+    }
+    csv
+}
+
+/// The name the `d-csv` page gives its download unless `name=` overrides it.
+pub const CSV_NAME: &str = "Prometheus_ 1-data-2026-11-24 21_00_00.csv";
+
+/// Grafana's `d-csv/<uid>?panelId=…` page: after its data query it makes the browser
+/// download the panel's data as CSV. Knobs: `name` (download name), `delay` (query ms).
+async fn csv_page(
+    State(shared): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let keys = shared
+        .render_keys
+        .lock()
+        .map(|k| k.clone())
+        .unwrap_or_default();
+    let sent = cookie(&headers, "renderKey");
+    if !keys.is_empty() && !sent.is_some_and(|s| keys.contains(&s)) {
+        let to = format!("/login?redirectTo={}", uri.path());
+        return (StatusCode::FOUND, [(header::LOCATION, to)]).into_response();
+    }
+    let config = serde_json::json!({
+        "name": q.get("name").map(String::as_str).unwrap_or(CSV_NAME),
+        "delay": q.get("delay").and_then(|d| d.parse::<u64>().ok()).unwrap_or(0),
+        "csv": csv_body(),
+    });
+    let page = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Grafana</title></head><body><script>\n\
+         const cfg = {config};\n\
+         (async () => {{\n\
+           await fetch(`/api/ds/query?panel=0&delay=${{cfg.delay}}`);\n\
+           const a = document.createElement('a');\n\
+           a.href = URL.createObjectURL(new Blob([cfg.csv], {{type: 'text/csv'}}));\n\
+           a.download = cfg.name;\n\
+           document.body.appendChild(a);\n\
+           a.click();\n\
+         }})();\n</script></body></html>"
+    );
+    Html(page).into_response()
+}
