@@ -24,6 +24,9 @@ pub enum RenderError {
     /// before its deadline after waiting its turn.
     #[error("server is too busy: {reason}; try again in {retry_after}s")]
     Overloaded { reason: String, retry_after: u64 },
+    /// The picture would pass render.max-pixels (a full page taller than the budget allows).
+    #[error("{0}")]
+    TooLarge(String),
     /// Grafana sent the browser to its login page.
     #[error(
         "Grafana redirected the browser to its login page ({url}): the render key was rejected or has expired. \
@@ -64,6 +67,7 @@ impl RenderError {
     pub fn status(&self) -> u16 {
         match self {
             RenderError::BadRequest(_) => 400,
+            RenderError::TooLarge(_) => 413,
             RenderError::Deadline { .. } | RenderError::ReadinessTimeout { .. } => 408,
             RenderError::Overloaded { .. } => 429,
             RenderError::NotImplemented(_) => 501,

@@ -59,3 +59,110 @@ pub fn decode(data: &str, stage: &'static str) -> Result<bytes::Bytes, RenderErr
         .map(Into::into)
         .map_err(|e| RenderError::cdp(stage, e))
 }
+
+/// Pages taller than this many device pixels are captured in tiles of this height.
+pub const TILE_DEVICE_PX: u32 = 4096;
+
+/// Captures a tall page in horizontal tiles and stitches them into one PNG while streaming,
+/// so neither Chromium nor grender holds the whole bitmap of a very long dashboard at once.
+/// Only whole scale factors tile exactly; others are captured in one piece.
+pub async fn png_tiled(
+    page: &Page,
+    width: u32,
+    height: u32,
+    scale: f64,
+) -> Result<bytes::Bytes, RenderError> {
+    let whole = scale.fract() == 0.0 && scale >= 1.0;
+    let device_height = (height as f64 * scale) as u64;
+    if !whole || device_height <= TILE_DEVICE_PX as u64 {
+        return png(page).await;
+    }
+    let s = scale as u32;
+    let (dw, dh) = (width * s, height * s);
+    let tile_css = (TILE_DEVICE_PX / s).max(1);
+    // Compressed tiles are small; only one is decoded at a time while stitching.
+    let mut tiles = Vec::new();
+    let mut y = 0;
+    while y < height {
+        let h = tile_css.min(height - y);
+        let clip = chromiumoxide::cdp::browser_protocol::page::Viewport {
+            x: 0.0,
+            y: y as f64,
+            width: width as f64,
+            height: h as f64,
+            scale: 1.0,
+        };
+        let params = CaptureScreenshotParams::builder()
+            .format(CaptureScreenshotFormat::Png)
+            .from_surface(true)
+            .capture_beyond_viewport(false)
+            .clip(clip)
+            .build();
+        let shot = page
+            .execute(params)
+            .await
+            .map_err(|e| RenderError::cdp("capturing a tile", e))?;
+        tiles.push((decode(shot.result.data.as_ref(), "decoding a tile")?, h * s));
+        y += h;
+    }
+    stitch(&tiles, dw, dh)
+}
+
+/// One PNG of `width × height` from tiles stacked top to bottom.
+fn stitch(
+    tiles: &[(bytes::Bytes, u32)],
+    width: u32,
+    height: u32,
+) -> Result<bytes::Bytes, RenderError> {
+    let err = |e: png::EncodingError| RenderError::cdp("stitching the picture", e);
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(err)?;
+    let mut stream = writer.stream_writer().map_err(err)?;
+    for (tile, rows) in tiles {
+        write_rgb_rows(tile, width, *rows, &mut stream)?;
+    }
+    stream.finish().map_err(err)?;
+    writer.finish().map_err(err)?;
+    Ok(out.into())
+}
+
+/// Appends the rows of one tile (RGB or RGBA PNG of `width × rows`) as RGB.
+fn write_rgb_rows(
+    tile: &[u8],
+    width: u32,
+    rows: u32,
+    out: &mut impl std::io::Write,
+) -> Result<(), RenderError> {
+    let err = |e: String| RenderError::cdp("stitching the picture", e);
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(tile));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().map_err(|e| err(e.to_string()))?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    if (w, h) != (width, rows) {
+        return Err(err(format!(
+            "a tile came back {w}×{h}, expected {width}×{rows}"
+        )));
+    }
+    let mut buf = vec![
+        0;
+        reader
+            .output_buffer_size()
+            .ok_or_else(|| err("tile too large".into()))?
+    ];
+    let frame = reader
+        .next_frame(&mut buf)
+        .map_err(|e| err(e.to_string()))?;
+    let channels = frame.color_type.samples();
+    let data = &buf[..frame.buffer_size()];
+    if channels == 3 {
+        return out.write_all(data).map_err(|e| err(e.to_string()));
+    }
+    let rgb: Vec<u8> = data
+        .chunks_exact(channels)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    out.write_all(&rgb).map_err(|e| err(e.to_string()))
+}

@@ -214,7 +214,13 @@ async fn drive(
 
     progress.set("capturing the picture");
     let bytes = match &req.output {
-        Output::Png => output::png(page).await?,
+        Output::Png => {
+            let height = full
+                .as_ref()
+                .map(|f| f.height)
+                .unwrap_or_else(|| req.viewport.start_height());
+            output::png_tiled(page, req.viewport.width, height, req.viewport.scale).await?
+        }
         Output::Pdf(pdf) => output::pdf::print(page, pdf, req.viewport.scale).await?,
         Output::Csv { .. } => {
             return Err(RenderError::cdp(
@@ -307,7 +313,7 @@ impl FullPage {
     /// Grows the viewport to the page's current full height; true when it grew.
     pub async fn grow(&mut self, page: &Page) -> Result<bool, RenderError> {
         let measured: f64 = readiness::evaluate(page, PAGE_HEIGHT_JS, "measuring the page").await?;
-        let full = full_page_height(&self.viewport, measured, self.max_pixels);
+        let full = full_page_height(&self.viewport, measured, self.max_pixels)?;
         if full <= self.height {
             return Ok(false);
         }
@@ -317,16 +323,26 @@ impl FullPage {
     }
 }
 
-/// The full-page height, cut so the picture stays under the pixel cap.
-fn full_page_height(vp: &Viewport, measured: f64, max_pixels: u64) -> u32 {
+/// The full-page height, or a clear refusal when the picture would pass the pixel budget
+/// (rather than an out-of-memory kill, or a silently cut picture).
+fn full_page_height(vp: &Viewport, measured: f64, max_pixels: u64) -> Result<u32, RenderError> {
     let measured = if measured.is_finite() && measured > 0.0 {
         measured.ceil() as u64
     } else {
         0
     };
-    let per_row = (vp.width as f64 * vp.scale * vp.scale).max(1.0);
-    let cap = (max_pixels as f64 / per_row).floor() as u64;
-    measured.min(cap).min(u32::MAX as u64) as u32
+    let pixels = vp.width as f64 * measured as f64 * vp.scale * vp.scale;
+    if pixels > max_pixels as f64 {
+        return Err(RenderError::TooLarge(format!(
+            "the full page is {}×{measured} px at scale {}, {:.0} million pixels, above render.max-pixels \
+             ({:.0} million); render a smaller width or scale, or raise render.max-pixels",
+            vp.width,
+            vp.scale,
+            pixels / 1e6,
+            max_pixels as f64 / 1e6
+        )));
+    }
+    Ok(measured.min(u32::MAX as u64) as u32)
 }
 
 /// The height the whole page needs, including Grafana's header around the inner scroller.
@@ -349,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn full_page_height_respects_the_pixel_cap() {
+    fn full_page_height_refuses_pages_over_the_pixel_budget() {
         let vp = Viewport {
             width: 1000,
             height: None,
@@ -357,8 +373,11 @@ mod tests {
             scale: 2.0,
             landscape: true,
         };
-        assert_eq!(full_page_height(&vp, 3000.4, 60_000_000), 3001);
-        assert_eq!(full_page_height(&vp, 100_000.0, 60_000_000), 15_000);
-        assert_eq!(full_page_height(&vp, f64::NAN, 60_000_000), 0);
+        assert_eq!(full_page_height(&vp, 3000.4, 60_000_000).unwrap(), 3001);
+        assert!(matches!(
+            full_page_height(&vp, 100_000.0, 60_000_000),
+            Err(RenderError::TooLarge(_))
+        ));
+        assert_eq!(full_page_height(&vp, f64::NAN, 60_000_000).unwrap(), 0);
     }
 }
