@@ -170,6 +170,9 @@ def main():
     ap.add_argument("--grender-arg", action="append", default=[], help="extra option for the started grender")
     ap.add_argument("--token", default="-")
     ap.add_argument("--target", help="page to render (default: the stand-in's one-panel page)")
+    ap.add_argument("--page", help="stand-in path and knobs instead of the one-panel page, "
+                                   "e.g. '/d/tall/x?panels=70&lazy=1'")
+    ap.add_argument("--encoding", default="png", help="png or pdf")
     ap.add_argument("--render-key", default="bench-key")
     ap.add_argument("--domain", default="127.0.0.1")
     ap.add_argument("--pid", type=int, help="grender pid to sample RSS of, with --grender")
@@ -189,11 +192,13 @@ def main():
             stub_port, port = free_port(), free_port()
             procs.append(subprocess.Popen([f"{RELEASE}/grafana-stub", f"127.0.0.1:{stub_port}", args.render_key,
                                            str(args.bundle_kib)], stdout=subprocess.DEVNULL))
+            if args.page:
+                args.target = f"http://127.0.0.1:{stub_port}{args.page}"
             if not args.target:
                 args.target = f"http://127.0.0.1:{stub_port}/d-solo/bench/panel?delay={args.delay}"
             time.sleep(0.3)
         floor_ms = None
-        if own and not args.no_floor:
+        if own and not args.no_floor and args.encoding == "png" and args.height != "-1":
             floor_ms = floor(args.target, args.n + args.warmup, args.width, args.height, args.render_key,
                              args.domain)[args.warmup:]
         if own:
@@ -211,7 +216,8 @@ def main():
             if n is not None:
                 target += ("&" if "?" in target else "?") + f"grender_bench={n}"
             query = urllib.parse.urlencode({"url": target, "width": args.width, "height": args.height,
-                                            "renderKey": args.render_key, "domain": args.domain, "timeout": "60"})
+                                            "encoding": args.encoding, "renderKey": args.render_key,
+                                            "domain": args.domain, "timeout": "60"})
             return f"{base}/render?{query}"
 
         url, headers = url_for(), {"X-Auth-Token": args.token}
@@ -224,7 +230,7 @@ def main():
             status, body = get(url, headers)
             sys.exit(f"render failed: {status} {body[:300]!r}")
 
-        print(f"page: {args.target} at {args.width}x{args.height}, bundle {args.bundle_kib} KiB")
+        print(f"page: {args.target} at {args.width}x{args.height} {args.encoding}, bundle {args.bundle_kib} KiB")
         seq, seq_errors = sequential(url, headers, args.n)
         p50 = statistics.median(seq)
         fp50 = statistics.median(floor_ms) if floor_ms else None
