@@ -84,6 +84,11 @@ impl Deadline {
         self.start + self.budget
     }
 
+    /// Time since the request arrived.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
     /// Time left, zero once passed.
     pub fn remaining(&self) -> Duration {
         self.at().saturating_duration_since(Instant::now())

@@ -219,3 +219,73 @@ async fn info_routes() {
     assert_eq!(r.status().as_u16(), 405);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn each_failure_class_has_its_code_and_fix() {
+    let Some(h) = Harness::start(&[
+        "--browser.readiness.timeout=2s",
+        "--browser.readiness.give-up-on-first-query=500ms",
+    ])
+    .await
+    else {
+        return;
+    };
+    let cases: [(String, &str, &str); 4] = [
+        (
+            h.dashboard(SOLO, "assets=1"),
+            "[grafana-assets-failed]",
+            "root_url",
+        ),
+        (
+            h.dashboard(SOLO, "throw=1"),
+            "[page-script-error]",
+            "panel plugin not found",
+        ),
+        (
+            h.dashboard(SOLO, "never=1"),
+            "[readiness-timeout]",
+            "/api/ds/query",
+        ),
+        (
+            format!("http://127.0.0.1:{}/d/x/y", free_port()),
+            "[connect-refused]",
+            "GF_RENDERING_CALLBACK_URL",
+        ),
+    ];
+    for (target, code, fix) in cases {
+        let r = h
+            .render(&target, &[("height", "500"), ("timeout", "30")])
+            .await;
+        let body = r.text();
+        assert!(body.starts_with(code), "{target}: {body}");
+        assert!(
+            body.contains(fix) && body.contains("Fix:"),
+            "{target}: {body}"
+        );
+        assert!(r.headers.contains_key("x-request-id"));
+    }
+    // The login page: its own code.
+    let url = h.render_url(
+        &h.dashboard(SOLO, ""),
+        &[
+            ("renderKey", "stale"),
+            ("domain", "127.0.0.1"),
+            ("height", "500"),
+        ],
+    );
+    let r = h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await;
+    assert!(
+        r.text().starts_with("[login-page]") && r.text().contains("Fix:"),
+        "{}",
+        r.text()
+    );
+    h.stop().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -93,7 +93,11 @@ async fn a_killed_chromium_fails_its_render_at_once_and_is_relaunched() {
         }
     );
     assert_eq!(r.status, 500, "{}", r.text());
-    assert!(r.text().contains("Chromium exited"), "{}", r.text());
+    assert!(
+        r.text().starts_with("[browser-crashed]") && r.text().contains("Chromium exited"),
+        "{}",
+        r.text()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "the render was not failed at once"
@@ -136,7 +140,11 @@ async fn a_crashed_tab_fails_its_render_and_the_browser_keeps_working() {
         }
     );
     assert_eq!(r.status, 500, "{}", r.text());
-    assert!(r.text().contains("tab crashed"), "{}", r.text());
+    assert!(
+        r.text().starts_with("[page-crashed]") && r.text().contains("tab crashed"),
+        "{}",
+        r.text()
+    );
     let img = h
         .render(&h.dashboard(SOLO, ""), &[("height", "500")])
         .await

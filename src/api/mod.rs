@@ -81,12 +81,12 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
         AuthOutcome::MissingButAllowed => next.run(req).await,
         AuthOutcome::Missing => text_error(
             StatusCode::UNAUTHORIZED,
-            "Missing X-Auth-Token header: set Grafana's [rendering] renderer_token (GF_RENDERING_RENDERER_TOKEN) \
+            "[missing-token] Missing X-Auth-Token header: set Grafana's [rendering] renderer_token (GF_RENDERING_RENDERER_TOKEN) \
              to one of grender's server.auth-token values (AUTH_TOKEN)",
         ),
         AuthOutcome::Invalid => text_error(
             StatusCode::UNAUTHORIZED,
-            "Unauthorized: X-Auth-Token matches none of grender's server.auth-token values; \
+            "[invalid-token] Unauthorized: X-Auth-Token matches none of grender's server.auth-token values; \
              it must equal Grafana's [rendering] renderer_token",
         ),
     }
@@ -128,8 +128,10 @@ async fn render(
 
 fn param_error(e: ParamError) -> Response {
     match e {
-        ParamError::Bad(m) => text_error(StatusCode::BAD_REQUEST, &m),
-        ParamError::Forbidden(m) => text_error(StatusCode::FORBIDDEN, &m),
+        ParamError::Bad(m) => text_error(StatusCode::BAD_REQUEST, &format!("[bad-request] {m}")),
+        ParamError::Forbidden(m) => {
+            text_error(StatusCode::FORBIDDEN, &format!("[forbidden-url] {m}"))
+        }
     }
 }
 
@@ -140,6 +142,7 @@ async fn run(
     req: crate::request::RenderRequest,
 ) -> Response {
     let started = Instant::now();
+    let id = request_id();
     let target = redact_target(&req.url);
     let token = auth.and_then(|Extension(AuthenticatedWith(i))| state.tokens.token(i));
     let now = std::time::SystemTime::now()
@@ -150,7 +153,7 @@ async fn run(
     let content_type = req.output.content_type();
     match state.renderer.render(req, identity).await {
         Ok(capture) => {
-            tracing::info!(url = %target, mode = ?capture.mode, bytes = capture.bytes.len(),
+            tracing::info!(request = %id, url = %target, mode = ?capture.mode, bytes = capture.bytes.len(),
                 ms = started.elapsed().as_millis() as u64, "rendered");
             let mut resp = (
                 [(header::CONTENT_TYPE, content_type)],
@@ -165,19 +168,45 @@ async fn run(
                 resp.headers_mut()
                     .insert(header::CONTENT_DISPOSITION, value);
             }
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                resp.headers_mut().insert("x-request-id", value);
+            }
             resp
         }
         Err(err) => {
-            tracing::warn!(url = %target, status = err.status(), ms = started.elapsed().as_millis() as u64, "render failed: {err}");
-            error_response(&err)
+            tracing::warn!(request = %id, code = err.code(), url = %target, status = err.status(),
+                ms = started.elapsed().as_millis() as u64, "render failed: {err}");
+            let mut resp = error_response(&err);
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                resp.headers_mut().insert("x-request-id", value);
+            }
+            resp
         }
     }
+}
+
+/// A short id tying a response to its log line.
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static BOOT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let boot = *BOOT.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    format!(
+        "{:06x}-{:06x}",
+        (boot >> 8) & 0xff_ffff,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The HTTP answer for a failed render.
 pub fn error_response(err: &RenderError) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = text_error(status, &err.to_string());
+    let mut resp = text_error(status, &format!("[{}] {err}", err.code()));
     let retry_after = match err {
         RenderError::Overloaded { retry_after, .. } => Some(*retry_after),
         RenderError::BrowserUnavailable(_) => Some(5),

@@ -2,6 +2,7 @@
 //! zone and language, set the render-key cookie, navigate, wait for readiness, capture.
 
 pub mod readiness;
+pub mod watch;
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -138,6 +139,7 @@ async fn drive(
     progress: &Progress,
 ) -> Result<Capture, RenderError> {
     let page = tab.page();
+    let watch = watch::PageWatch::start(page).await;
     let download = match (&req.output, tab.context_id()) {
         (Output::Csv { .. }, Some(context)) => Some(
             output::csv::Download::start(
@@ -209,7 +211,17 @@ async fn drive(
         height: req.viewport.initial_height,
         max_pixels: opts.max_pixels,
     });
-    let mode = readiness::wait(page, &mut bindings, opts.readiness, until, full.as_mut()).await?;
+    let mode = readiness::wait(page, &mut bindings, opts.readiness, until, full.as_mut())
+        .await
+        .map_err(|e| explain(e, watch.as_ref()))?;
+    let thrown = watch
+        .as_ref()
+        .map(watch::PageWatch::exceptions)
+        .unwrap_or_default();
+    if mode == ReadinessMode::None && !thrown.is_empty() {
+        // No Grafana came up and its scripts threw: not a picture worth sending.
+        return Err(RenderError::PageScriptError(thrown.join(" | ")));
+    }
     tracing::debug!(?mode, "page ready");
 
     progress.set("capturing the picture");
@@ -234,6 +246,27 @@ async fn drive(
         mode,
         file_name: None,
     })
+}
+
+/// Adds what the page was still doing to a readiness timeout.
+fn explain(err: RenderError, watch: Option<&watch::PageWatch>) -> RenderError {
+    let Some(watch) = watch else { return err };
+    let RenderError::ReadinessTimeout {
+        timeout,
+        mut detail,
+    } = err
+    else {
+        return err;
+    };
+    let pending = watch.pending();
+    if !pending.is_empty() {
+        detail.push_str(&format!("; requests still pending: {}", pending.join(", ")));
+    }
+    let thrown = watch.exceptions();
+    if !thrown.is_empty() {
+        detail.push_str(&format!("; page errors: {}", thrown.join(" | ")));
+    }
+    RenderError::ReadinessTimeout { timeout, detail }
 }
 
 /// Sets the viewport; the picture is `width × height × scale` pixels.

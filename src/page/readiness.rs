@@ -61,6 +61,9 @@ const READY_JS: &str = r#"(async (o) => {
   for (;;) {
     const now = performance.now();
     if (/\/login\/?$/.test(location.pathname)) return {mode: 'login', url: location.href};
+    if (document.body && (document.body.innerText || '').includes('failed to load its application files')) {
+      return {mode: 'assets', url: location.href};
+    }
     if (now - sliceStart > o.sliceMs) return {mode: 'pending'};
     const waited = now - t0;
     const panels = count('.panel-solo') || count("[class$='panel-container']") || count('[data-panelid]');
@@ -175,7 +178,14 @@ pub async fn wait(
             let ready = match outcome.mode.as_str() {
                 "pending" => None,
                 "login" => {
+                    // The render's duration is filled in by the caller, who knows it.
                     return Err(RenderError::LoginPage {
+                        url: outcome.url.unwrap_or_default(),
+                        elapsed: Duration::ZERO,
+                    });
+                }
+                "assets" => {
+                    return Err(RenderError::GrafanaAssets {
                         url: outcome.url.unwrap_or_default(),
                     });
                 }

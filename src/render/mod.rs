@@ -122,6 +122,10 @@ impl Renderer {
             {
                 Err(RenderError::BrowserDied)
             }
+            Err(RenderError::LoginPage { url, .. }) => Err(RenderError::LoginPage {
+                url,
+                elapsed: deadline.elapsed(),
+            }),
             other => other,
         }
     }

@@ -10,6 +10,8 @@
 //! - `mode`: `scenes` (default), `binding`, `legacy` or `none` — which readiness signal the page gives;
 //! - `delay`: milliseconds each panel's query takes (default 0); `never=1`: queries never finish;
 //! - `panels`: panel count on `/d/` (default 3); `panelHeight`: px per panel (default 300);
+//! - `assets=1`: Grafana's "failed to load its application files" page; `throw=1`: the page's
+//!   boot script throws;
 //! - `rows`: group the panels into this many rows (30 px headers), every second one collapsed;
 //! - `lazy=1`: panels query only once scrolled into view; `fail=1`: binding reports failure;
 //! - `probe=<origin>`: the page also loads an image from that origin (cookie scoping tests);
@@ -273,6 +275,8 @@ async fn dashboard(
         "panels": if solo { 1 } else { num("panels", 3) },
         "panelHeight": num("panelHeight", 300),
         "rows": num("rows", 0),
+        "assets": q.get("assets").is_some_and(|v| v == "1"),
+        "throw": q.get("throw").is_some_and(|v| v == "1"),
         "lazy": q.get("lazy").is_some_and(|v| v == "1"),
         "fail": q.get("fail").is_some_and(|v| v == "1"),
         "probe": q.get("probe"),
