@@ -32,7 +32,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let width: u32 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1000);
     let height: u32 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(500);
 
-    let Command::Server(opts) = parse_cli(["grender", "server", "--config=/dev/null"])?.command;
+    let Command::Server(opts) = parse_cli(["grender", "server", "--config=/dev/null"])?.command
+    else {
+        return Err("a server command line".into());
+    };
     let launch_opts = LaunchOptions {
         path: opts.resolve_browser()?,
         extra_flags: vec![],

@@ -36,6 +36,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP render service that Grafana's `[rendering] server_url` points at.
     Server(Box<ServerOptions>),
+    /// Render one page to a file, for scripts and cron jobs.
+    Render(Box<crate::cli::render::RenderArgs>),
+    /// Check a setup end to end: Chromium, fonts, the renderer, Grafana, a real render.
+    Doctor(Box<crate::cli::doctor::DoctorArgs>),
 }
 
 /// Options of `grender server`. Names follow the official Go service.
@@ -477,7 +481,13 @@ mod tests {
         argv.extend_from_slice(args);
         match parse_cli(argv).expect("parses").command {
             Command::Server(o) => *o,
+            _ => unreachable!("a server command line"),
         }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 
     #[test]

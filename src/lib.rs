@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod error;

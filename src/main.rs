@@ -35,6 +35,31 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Server(opts) => run_server(*opts),
+        Command::Render(args) => run_once(&args.server.clone(), grender::cli::render::run(*args)),
+        Command::Doctor(args) => run_once(&args.server.clone(), grender::cli::doctor::run(*args)),
+    }
+}
+
+/// Runs a one-shot command (render, doctor) on a runtime of its own.
+fn run_once(opts: &ServerOptions, command: impl std::future::Future<Output = u8>) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{},chromiumoxide=off",
+        opts.log_level.replace("info", "warn")
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => ExitCode::from(rt.block_on(command)),
+        Err(e) => {
+            eprintln!("grender: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

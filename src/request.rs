@@ -20,6 +20,8 @@ pub struct RenderRequest {
     pub cookie: Option<RenderCookie>,
     /// The caller's Accept-Language, forwarded on every browser request.
     pub accept_language: Option<String>,
+    /// More headers for every browser request (the CLI's `Authorization` for an API token).
+    pub extra_headers: Vec<(String, String)>,
     /// PNG or PDF, with the PDF's print options.
     pub output: crate::output::Output,
     /// The shared deadline of every step of this request.

@@ -163,6 +163,7 @@ pub fn parse_render_query(
             .filter(|v| !v.is_empty())
             .map(String::from),
         output,
+        extra_headers: Vec::new(),
         deadline: Deadline::after(timeout),
     })
 }
@@ -210,6 +211,7 @@ pub fn parse_csv_query(
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .map(String::from),
+        extra_headers: Vec::new(),
         output: Output::Csv {
             file_name: get("filePath").and_then(crate::output::csv::file_name_from),
         },

@@ -158,10 +158,14 @@ async fn drive(
     emulate_viewport(page, &req.viewport, req.viewport.start_height()).await?;
     set_timezone(page, req.timezone.as_deref(), &opts.default_timezone).await?;
     // Always set, so a reused tab does not keep the previous render's language.
-    let headers = match &req.accept_language {
-        Some(lang) => serde_json::json!({ "Accept-Language": lang }),
-        None => serde_json::json!({}),
-    };
+    let mut headers = serde_json::Map::new();
+    if let Some(lang) = &req.accept_language {
+        headers.insert("Accept-Language".into(), lang.clone().into());
+    }
+    for (name, value) in &req.extra_headers {
+        headers.insert(name.clone(), value.clone().into());
+    }
+    let headers = serde_json::Value::Object(headers);
     page.execute(SetExtraHttpHeadersParams::new(Headers::new(headers)))
         .await
         .map_err(|e| RenderError::cdp("setting Accept-Language", e))?;

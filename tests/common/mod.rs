@@ -51,6 +51,7 @@ pub fn server_options(extra: &[&str]) -> grender::config::ServerOptions {
     argv.extend_from_slice(extra);
     match parse_cli(argv).expect("test options parse").command {
         Command::Server(o) => *o,
+        _ => unreachable!("a server command line"),
     }
 }
 

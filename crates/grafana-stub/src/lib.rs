@@ -158,6 +158,10 @@ fn router(shared: Shared) -> Router {
         .route("/d-csv/{uid}", get(csv_page))
         .route("/api/ds/query", get(query))
         .route("/api/report", get(|| async { StatusCode::NO_CONTENT }))
+        .route(
+            "/api/health",
+            get(|| async { axum::Json(serde_json::json!({"commit": "stand-in", "database": "ok", "version": "11.6.0"})) }),
+        )
         .route("/probe.svg", get(probe))
         .route("/public/build/{file}", get(bundle))
         .route(

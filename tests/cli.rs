@@ -1,0 +1,178 @@
+//! The one-shot subcommands, run as a user would: `grender render` and `grender doctor`.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Harness, RENDER_KEY, TOKEN};
+use grafana_stub::GrafanaStub;
+
+async fn grender(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_grender"))
+            .args(&args)
+            .arg("--config=/dev/null")
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joins")
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn render_writes_png_or_pdf_and_fails_clearly() {
+    if !common::chromium_available() {
+        return;
+    }
+    let stub = GrafanaStub::start(Some(RENDER_KEY)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let png_path = dir.path().join("panel.png");
+    let url = stub.url("/d-solo/cli/panel?delay=200");
+    let out = grender(strings(&[
+        "render",
+        &url,
+        "-o",
+        png_path.to_str().unwrap(),
+        "--render-key",
+        RENDER_KEY,
+        "--domain",
+        "127.0.0.1",
+        "--width",
+        "1200",
+        "--height",
+        "600",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&png_path).unwrap();
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let info = decoder.read_info().unwrap().info().clone();
+    assert_eq!((info.width, info.height), (1200, 600));
+
+    let pdf_path = dir.path().join("dashboard.pdf");
+    let out = grender(strings(&[
+        "render",
+        &stub.url("/d/cli/dash"),
+        "-o",
+        pdf_path.to_str().unwrap(),
+        "--render-key",
+        RENDER_KEY,
+        "--domain",
+        "127.0.0.1",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(&pdf_path).unwrap().starts_with(b"%PDF-"));
+
+    let out = grender(strings(&[
+        "render",
+        &url,
+        "-o",
+        png_path.to_str().unwrap(),
+        "--render-key",
+        "nope",
+        "--domain",
+        "127.0.0.1",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[login-page]") && stderr.contains("Fix:"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn doctor_passes_a_healthy_setup() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let renderer = format!("http://{}/render", h.addr);
+    let out = grender(strings(&[
+        "doctor",
+        "--renderer-url",
+        &renderer,
+        "--token",
+        TOKEN,
+        "--grafana-url",
+        &h.stub.url("/"),
+        "--render-key",
+        RENDER_KEY,
+        "--domain",
+        "127.0.0.1",
+        "--dashboard",
+        "/d-solo/doctor/panel",
+    ]))
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in [
+        "OK    chromium",
+        "OK    renderer",
+        "OK    token",
+        "OK    grafana",
+        "OK    render",
+        "NOTE",
+    ] {
+        assert!(stdout.contains(check), "missing {check:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("FAIL"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn doctor_names_what_is_broken() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = grender(strings(&[
+        "doctor",
+        "--renderer-url",
+        &format!("http://{}", h.addr),
+        "--token",
+        "wrong",
+        "--grafana-url",
+        &format!("http://127.0.0.1:{closed}/"),
+        "--render-key",
+        RENDER_KEY,
+        "--domain",
+        "127.0.0.1",
+    ]))
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  token") && stdout.contains("GF_RENDERING_RENDERER_TOKEN"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL  grafana: [connect-refused]") && stdout.contains("Fix:"),
+        "{stdout}"
+    );
+    h.stop().await;
+}
