@@ -199,18 +199,29 @@ async fn check_grafana(report: &mut Report, service: &crate::Service, grafana: &
                     url: health.clone(),
                     reason: e.to_string(),
                 })?;
-            crate::page::readiness::evaluate::<String>(
+            let landed = tab.page().url().await.ok().flatten().unwrap_or_default();
+            let body = crate::page::readiness::evaluate::<String>(
                 tab.page(),
                 "document.body ? document.body.innerText : ''",
                 "reading",
             )
-            .await
+            .await?;
+            Ok((landed, body))
         }
         .await;
         tab.give_back(result.is_ok());
         result
     };
-    match deadline.run("loading Grafana's health check", probe).await {
+    let outcome = deadline.run("loading Grafana's health check", probe).await;
+    if let Ok(Ok((landed, _))) = &outcome
+        && landed.trim_end_matches('/') != health.trim_end_matches('/')
+    {
+        report.warn(
+            "redirect",
+            format!("{health} redirected to {landed}; renders follow the same redirect (check root_url and the scheme)"),
+        );
+    }
+    match outcome.map(|r| r.map(|(_, body)| body)) {
         Ok(Ok(body)) if body.contains("\"database\"") => {
             report.ok(
                 "grafana",
