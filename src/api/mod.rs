@@ -102,13 +102,7 @@ async fn render_csv(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let lang = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
-    match params::parse_csv_query(query.as_deref().unwrap_or(""), lang, &state.limits) {
-        Ok(req) => run(&state, auth, req).await,
-        Err(e) => param_error(e),
-    }
+    parse_and_run(&state, auth, query, &headers, params::parse_csv_query).await
 }
 
 async fn render(
@@ -117,11 +111,23 @@ async fn render(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    parse_and_run(&state, auth, query, &headers, params::parse_render_query).await
+}
+
+type Parser = fn(&str, Option<&str>, &Limits) -> Result<crate::request::RenderRequest, ParamError>;
+
+async fn parse_and_run(
+    state: &AppState,
+    auth: Option<Extension<AuthenticatedWith>>,
+    query: Option<String>,
+    headers: &HeaderMap,
+    parse: Parser,
+) -> Response {
     let lang = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
-    match params::parse_render_query(query.as_deref().unwrap_or(""), lang, &state.limits) {
-        Ok(req) => run(&state, auth, req).await,
+    match parse(query.as_deref().unwrap_or(""), lang, &state.limits) {
+        Ok(req) => run(state, auth, req).await,
         Err(e) => param_error(e),
     }
 }

@@ -38,21 +38,29 @@ pub enum ParamError {
     Forbidden(String),
 }
 
+/// The decoded `name=value` pairs of a query string.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The first value of `name`, as Go's `Query().Get` reads it.
+fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Parses the query of `/render`.
 pub fn parse_render_query(
     query: &str,
     accept_language: Option<&str>,
     limits: &Limits,
 ) -> Result<RenderRequest, ParamError> {
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let pairs = query_pairs(query);
+    let get = |name: &str| first(&pairs, name);
     let bad = |m: String| Err(ParamError::Bad(m));
 
     let url = check_url(get("url"), &limits.allowed_origins)?;
@@ -175,15 +183,8 @@ pub fn parse_csv_query(
     accept_language: Option<&str>,
     limits: &Limits,
 ) -> Result<RenderRequest, ParamError> {
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let pairs = query_pairs(query);
+    let get = |name: &str| first(&pairs, name);
     let url = check_url(get("url"), &limits.allowed_origins)?;
     let encoding = get("encoding").unwrap_or("").trim().to_ascii_lowercase();
     if !matches!(encoding.as_str(), "" | "csv") {

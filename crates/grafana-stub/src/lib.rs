@@ -251,6 +251,21 @@ async fn query(Query(q): Query<HashMap<String, String>>) -> Response {
     axum::Json(serde_json::json!({ "values": values })).into_response()
 }
 
+/// Grafana's answer to a page request without a valid render key: off to the login page.
+fn login_unless_render_key(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    let keys = shared
+        .render_keys
+        .lock()
+        .map(|k| k.clone())
+        .unwrap_or_default();
+    let sent = cookie(headers, "renderKey");
+    if keys.is_empty() || sent.is_some_and(|s| keys.contains(&s)) {
+        return None;
+    }
+    let to = format!("/login?redirectTo={}", uri.path());
+    Some((StatusCode::FOUND, [(header::LOCATION, to)]).into_response())
+}
+
 async fn dashboard(
     State(shared): State<Shared>,
     Path((uid, _slug)): Path<(String, String)>,
@@ -258,15 +273,8 @@ async fn dashboard(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let keys = shared
-        .render_keys
-        .lock()
-        .map(|k| k.clone())
-        .unwrap_or_default();
-    let sent = cookie(&headers, "renderKey");
-    if !keys.is_empty() && !sent.is_some_and(|s| keys.contains(&s)) {
-        let to = format!("/login?redirectTo={}", uri.path());
-        return (StatusCode::FOUND, [(header::LOCATION, to)]).into_response();
+    if let Some(to_login) = login_unless_render_key(&shared, &uri, &headers) {
+        return to_login;
     }
     let solo = uri.path().starts_with("/d-solo/");
     let num = |k: &str, d: u64| q.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d);
@@ -389,15 +397,8 @@ async fn csv_page(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let keys = shared
-        .render_keys
-        .lock()
-        .map(|k| k.clone())
-        .unwrap_or_default();
-    let sent = cookie(&headers, "renderKey");
-    if !keys.is_empty() && !sent.is_some_and(|s| keys.contains(&s)) {
-        let to = format!("/login?redirectTo={}", uri.path());
-        return (StatusCode::FOUND, [(header::LOCATION, to)]).into_response();
+    if let Some(to_login) = login_unless_render_key(&shared, &uri, &headers) {
+        return to_login;
     }
     let config = serde_json::json!({
         "name": q.get("name").map(String::as_str).unwrap_or(CSV_NAME),
