@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod metrics;
 pub mod output;
 pub mod page;
 pub mod render;
@@ -63,11 +64,14 @@ impl Service {
             },
             max_pixels: opts.max_pixels,
         };
+        let metrics =
+            Arc::new(metrics::Metrics::new().map_err(|e| ConfigError(format!("metrics: {e}")))?);
         let renderer = Arc::new(Renderer::new(
             browsers.clone(),
             opts.effective_concurrency(),
             opts.queue_size,
             page,
+            metrics.clone(),
         ));
         let allowed_origins = opts
             .allowed_origins
@@ -93,6 +97,7 @@ impl Service {
                 renderer,
                 tokens,
                 limits,
+                metrics,
             }),
             browsers,
         })

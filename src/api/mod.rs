@@ -31,6 +31,7 @@ pub struct AppState {
     pub renderer: Arc<Renderer>,
     pub tokens: TokenCheck,
     pub limits: Limits,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Builds the router with all routes.
@@ -43,6 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(protected)
         .route("/render/version", get(render_version))
         .route("/healthz", get(|| async { "OK" }))
+        .route("/metrics", get(metrics))
         .route("/version", get(version))
         .route("/", get(|| async { "Grafana Image Renderer (grender)" }))
         .fallback(not_found)
@@ -72,8 +74,24 @@ pub fn text_error(status: StatusCode, message: &str) -> Response {
 
 async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let header = req.headers().get("x-auth-token").map(|v| v.as_bytes());
-    match state.tokens.check(header) {
+    let outcome = state.tokens.check(header);
+    let result = match outcome {
+        AuthOutcome::Valid(_) | AuthOutcome::MissingButAllowed => "valid-token",
+        AuthOutcome::Missing => "missing-header",
+        AuthOutcome::Invalid => "invalid-token",
+    };
+    state
+        .metrics
+        .auth_attempts
+        .with_label_values(&[result])
+        .inc();
+    match outcome {
         AuthOutcome::Valid(index) => {
+            state
+                .metrics
+                .token_usage
+                .with_label_values(&[index.to_string().as_str()])
+                .inc();
             let mut req = req;
             req.extensions_mut().insert(AuthenticatedWith(index));
             next.run(req).await
@@ -126,7 +144,20 @@ async fn parse_and_run(
     let lang = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
-    match parse(query.as_deref().unwrap_or(""), lang, &state.limits) {
+    let parsed = parse(query.as_deref().unwrap_or(""), lang, &state.limits);
+    let url_check = match &parsed {
+        Ok(_) => "valid",
+        Err(ParamError::Forbidden(_)) => "invalid-protocol",
+        Err(ParamError::Bad(m)) if m.starts_with("missing 'url'") => "missing-query",
+        Err(ParamError::Bad(m)) if m.starts_with("Invalid URL") => "invalid-url",
+        Err(ParamError::Bad(_)) => "valid",
+    };
+    state
+        .metrics
+        .trusted_url
+        .with_label_values(&[url_check])
+        .inc();
+    match parsed {
         Ok(req) => run(state, auth, req).await,
         Err(e) => param_error(e),
     }
@@ -157,7 +188,34 @@ async fn run(
         .unwrap_or(0);
     let identity = identify(req.cookie.as_ref(), token, now);
     let content_type = req.output.content_type();
-    match state.renderer.render(req, identity).await {
+    let (path, encoding) = match &req.output {
+        crate::output::Output::Png => ("GET /render", "png"),
+        crate::output::Output::Pdf(_) => ("GET /render", "pdf"),
+        crate::output::Output::Csv { .. } => ("GET /render/csv", "csv"),
+    };
+    let _in_flight = crate::metrics::InFlight::start(&state.metrics);
+    let outcome = state.renderer.render(req, identity).await;
+    let (status, mode, bytes) = match &outcome {
+        Ok(c) => (200, format!("{:?}", c.mode).to_lowercase(), c.bytes.len()),
+        Err(e) => (e.status(), "unknown".into(), 0),
+    };
+    state
+        .metrics
+        .observe_request(path, status, encoding, &mode, started.elapsed(), bytes);
+    let admitted = if status == 429 {
+        "rejected"
+    } else {
+        "accepted"
+    };
+    state
+        .metrics
+        .rate_limiter
+        .with_label_values(&[admitted, if status == 429 { "overloaded" } else { "" }])
+        .inc();
+    if let Err(e) = &outcome {
+        state.metrics.errors.with_label_values(&[e.code()]).inc();
+    }
+    match outcome {
         Ok(capture) => {
             tracing::info!(request = %id, url = %target, mode = ?capture.mode, bytes = capture.bytes.len(),
                 ms = started.elapsed().as_millis() as u64, "rendered");
@@ -235,6 +293,36 @@ fn redact_target(url: &str) -> String {
         }
         Err(_) => "<unparseable url>".into(),
     }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let m = &state.metrics;
+    let renderer = &state.renderer;
+    let q = renderer.queue_stats();
+    m.queue_waiting.set(q.waiting as i64);
+    m.queue_in_flight.set(q.in_flight as i64);
+    m.queue_wait_seconds.set(q.wait_ms_total as f64 / 1000.0);
+    m.queue_refused.set(q.refused as i64);
+    m.coalesced.set(renderer.coalesced() as i64);
+    m.browser_renders.set(renderer.browser_renders() as i64);
+    match renderer.browsers().state() {
+        BrowserState::Ready(b) => {
+            m.browser_instances_active.set(1);
+            m.browser_restarts.set(b.generation as i64);
+            m.node_browser_info.reset();
+            m.node_browser_info
+                .with_label_values(&[b.version.as_str()])
+                .set(1);
+            m.chromium_rss
+                .set(crate::browser::memory::tree_rss_bytes(b.pid) as i64);
+        }
+        _ => m.browser_instances_active.set(0),
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.render(),
+    )
+        .into_response()
 }
 
 async fn render_version() -> Response {

@@ -36,19 +36,20 @@ pub struct PageOptions {
     pub max_pixels: u64,
 }
 
-/// The step a render is in, so a deadline error can say where the time went.
+/// The step a render is in, so a deadline error can say where the time went, and how
+/// long each step took (for the step-duration metric).
 #[derive(Debug)]
-pub struct Progress(Mutex<Vec<&'static str>>);
+pub struct Progress(Mutex<Vec<(&'static str, std::time::Instant)>>);
 
 impl Progress {
     /// Starts at `stage`.
     pub fn new(stage: &'static str) -> Self {
-        Progress(Mutex::new(vec![stage]))
+        Progress(Mutex::new(vec![(stage, std::time::Instant::now())]))
     }
     /// Moves to `stage`.
     pub fn set(&self, stage: &'static str) {
         if let Ok(mut s) = self.0.lock() {
-            s.push(stage);
+            s.push((stage, std::time::Instant::now()));
         }
     }
     /// The current stage.
@@ -56,12 +57,34 @@ impl Progress {
         self.0
             .lock()
             .ok()
-            .and_then(|s| s.last().copied())
+            .and_then(|s| s.last().map(|(stage, _)| *stage))
             .unwrap_or("rendering")
     }
     /// Whether the render ever reached `stage`.
     pub fn reached(&self, stage: &str) -> bool {
-        self.0.lock().map(|s| s.contains(&stage)).unwrap_or(false)
+        self.0
+            .lock()
+            .map(|s| s.iter().any(|(st, _)| *st == stage))
+            .unwrap_or(false)
+    }
+    /// Each stage with the time spent in it (the last one until now).
+    pub fn steps(&self) -> Vec<(&'static str, std::time::Duration)> {
+        let Ok(s) = self.0.lock() else {
+            return Vec::new();
+        };
+        let now = std::time::Instant::now();
+        s.iter()
+            .enumerate()
+            .map(|(i, (stage, at))| {
+                (
+                    *stage,
+                    s.get(i + 1)
+                        .map(|(_, next)| *next)
+                        .unwrap_or(now)
+                        .duration_since(*at),
+                )
+            })
+            .collect()
     }
 }
 

@@ -23,6 +23,7 @@ pub struct Renderer {
     queue: queue::RenderQueue,
     page: PageOptions,
     coalescer: Arc<coalesce::Coalescer>,
+    metrics: Arc<crate::metrics::Metrics>,
     browser_renders: AtomicU64,
     coalesced: AtomicU64,
 }
@@ -34,12 +35,14 @@ impl Renderer {
         concurrency: usize,
         queue_size: usize,
         page: PageOptions,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         Renderer {
             browsers,
             queue: queue::RenderQueue::new(concurrency, queue_size),
             page,
             coalescer: Arc::default(),
+            metrics,
             browser_renders: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
         }
@@ -109,9 +112,18 @@ impl Renderer {
             _ = browser.died.cancelled() => Err(RenderError::BrowserDied),
             _ = tokio::time::sleep_until(deadline.at()) => Err(deadline.expired(progress.get())),
         };
-        if result.is_ok() {
+        if let Ok(capture) = &result {
             self.queue.record_render(started.elapsed());
+            self.metrics
+                .browser_render_duration
+                .observe(started.elapsed().as_secs_f64());
+            let mode = format!("{:?}", capture.mode).to_lowercase();
+            self.metrics
+                .readiness_mode
+                .with_label_values(&[mode.as_str()])
+                .inc();
         }
+        self.metrics.observe_steps(&progress.steps());
         match result {
             // A CDP call can fail a moment before the supervisor notices the browser's
             // death; name the real cause.
