@@ -40,6 +40,10 @@ pub enum Command {
     Render(Box<crate::cli::render::RenderArgs>),
     /// Check a setup end to end: Chromium, fonts, the renderer, Grafana, a real render.
     Doctor(Box<crate::cli::doctor::DoctorArgs>),
+    /// Exit 0 when the service at server.addr answers /healthz (for Docker HEALTHCHECK).
+    Healthcheck(Box<ServerOptions>),
+    /// Print the effective configuration, secrets masked, with where each value came from.
+    PrintConfig(Box<ServerOptions>),
 }
 
 /// Options of `grender server`. Names follow the official Go service.
@@ -340,26 +344,49 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    parse_cli_with_sources(args).map(|(cli, _)| cli)
+}
+
+/// Where an option's value came from, for `print-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionSource {
+    /// The flag name, e.g. `server.addr`.
+    pub name: String,
+    /// The raw value(s), comma-joined.
+    pub value: String,
+    /// flag, env NAME, config file, or default.
+    pub source: String,
+}
+
+/// Like [`parse_cli`], also saying where every option of the subcommand came from.
+pub fn parse_cli_with_sources<I, T>(args: I) -> Result<(Cli, Vec<OptionSource>), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     let argv: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let first = Cli::command().try_get_matches_from(&argv)?;
-    let Some(("server", server)) = first.subcommand() else {
-        return Cli::from_arg_matches(&first);
+    let Some((name, sub)) = first.subcommand() else {
+        return Ok((Cli::from_arg_matches(&first)?, Vec::new()));
     };
-    let explicit = server.get_one::<PathBuf>("config_file").cloned();
+    let name = name.to_string();
+    let explicit = sub
+        .try_get_one::<PathBuf>("config_file")
+        .ok()
+        .flatten()
+        .cloned();
     let file = match load_config_file(explicit.as_deref()) {
         Ok(file) => file,
         Err(msg) => return Err(Cli::command().error(clap::error::ErrorKind::Io, msg)),
     };
-    if file.is_empty() {
-        return Cli::from_arg_matches(&first);
-    }
     let cmd = Cli::command();
-    let server_cmd = cmd
-        .find_subcommand("server")
-        .expect("server subcommand exists");
+    let Some(sub_cmd) = cmd.find_subcommand(&name) else {
+        return Ok((Cli::from_arg_matches(&first)?, Vec::new()));
+    };
     let mut extra = Vec::new();
+    let mut from_file = std::collections::HashSet::new();
     for (key, values) in file {
-        let Some(arg) = server_cmd
+        let Some(arg) = sub_cmd
             .get_arguments()
             .find(|a| a.get_long() == Some(key.as_str()))
         else {
@@ -369,10 +396,11 @@ where
             ));
         };
         let given = matches!(
-            server.value_source(arg.get_id().as_str()),
+            sub.value_source(arg.get_id().as_str()),
             Some(ValueSource::CommandLine | ValueSource::EnvVariable)
         );
         if !given {
+            from_file.insert(arg.get_id().to_string());
             extra.extend(
                 values
                     .into_iter()
@@ -383,7 +411,42 @@ where
     let mut full = argv;
     full.extend(extra);
     let second = Cli::command().try_get_matches_from(full)?;
-    Cli::from_arg_matches(&second)
+    let mut sources = Vec::new();
+    if let Some((_, sub)) = second.subcommand() {
+        for arg in sub_cmd.get_arguments() {
+            let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else {
+                continue;
+            };
+            let value = sub
+                .get_raw(id)
+                .map(|vals| {
+                    vals.map(|v| v.to_string_lossy().to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let source = match sub.value_source(id) {
+                _ if from_file.contains(id) => "config file".to_string(),
+                Some(ValueSource::CommandLine) => "flag".to_string(),
+                Some(ValueSource::EnvVariable) => {
+                    format!(
+                        "env {}",
+                        arg.get_env()
+                            .map(|e| e.to_string_lossy().to_string())
+                            .unwrap_or_default()
+                    )
+                }
+                Some(ValueSource::DefaultValue) => "default".to_string(),
+                _ => "unset".to_string(),
+            };
+            sources.push(OptionSource {
+                name: long.to_string(),
+                value,
+                source,
+            });
+        }
+    }
+    Ok((Cli::from_arg_matches(&second)?, sources))
 }
 
 /// Reads the config file into `dotted.key → values`; an absent default file is empty.
@@ -483,6 +546,31 @@ mod tests {
             Command::Server(o) => *o,
             _ => unreachable!("a server command line"),
         }
+    }
+
+    #[test]
+    fn print_config_says_where_values_came_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "browser:\n  min-width: 1200\n").unwrap();
+        let cfg = format!("--config={}", path.display());
+        let (_, sources) = parse_cli_with_sources([
+            "grender",
+            "print-config",
+            &cfg,
+            "--server.addr=127.0.0.1:7000",
+        ])
+        .unwrap();
+        let find = |n: &str| sources.iter().find(|s| s.name == n).cloned().unwrap();
+        assert_eq!(
+            (
+                find("server.addr").value.as_str(),
+                find("server.addr").source.as_str()
+            ),
+            ("127.0.0.1:7000", "flag")
+        );
+        assert_eq!(find("browser.min-width").source, "config file");
+        assert_eq!(find("browser.max-width").source, "default");
     }
 
     #[test]

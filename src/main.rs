@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use grender::Service;
-use grender::config::{Command, ServerOptions, parse_cli};
+use grender::config::{Command, ServerOptions, parse_cli_with_sources};
 
 fn main() -> ExitCode {
-    let cli = match parse_cli(std::env::args_os()) {
-        Ok(cli) => cli,
+    let (cli, sources) = match parse_cli_with_sources(std::env::args_os()) {
+        Ok(parsed) => parsed,
         Err(e) => {
             use clap::error::ErrorKind;
             if matches!(
@@ -37,6 +37,16 @@ fn main() -> ExitCode {
         Command::Server(opts) => run_server(*opts),
         Command::Render(args) => run_once(&args.server.clone(), grender::cli::render::run(*args)),
         Command::Doctor(args) => run_once(&args.server.clone(), grender::cli::doctor::run(*args)),
+        Command::Healthcheck(opts) => {
+            let opts = *opts;
+            run_once(&opts.clone(), async move {
+                grender::cli::healthcheck(&opts).await
+            })
+        }
+        Command::PrintConfig(_) => {
+            grender::cli::print_config(&sources);
+            ExitCode::SUCCESS
+        }
     }
 }
 

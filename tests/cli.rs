@@ -176,3 +176,69 @@ async fn doctor_names_what_is_broken() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn healthcheck_exits_0_only_for_a_healthy_service() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let ok = grender(strings(&[
+        "healthcheck",
+        &format!("--server.addr={}", h.addr),
+    ]))
+    .await;
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let bad = grender(strings(&[
+        "healthcheck",
+        &format!("--server.addr={closed}"),
+    ]))
+    .await;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not reachable"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn print_config_masks_tokens_and_names_sources() {
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_grender"))
+            .args([
+                "print-config",
+                "--config=/dev/null",
+                "--browser.min-width=1200",
+            ])
+            .env("AUTH_TOKEN", "first-secret,second-secret")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        !stdout.contains("first-secret") && stdout.contains("<2 secrets>"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(env AUTH_TOKEN)"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.contains("browser.min-width")
+            && l.contains("1200")
+            && l.ends_with("(flag)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("browser.max-width") && l.ends_with("(default)")),
+        "{stdout}"
+    );
+}

@@ -22,3 +22,47 @@ pub fn stderr_is_terminal() -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(2) == 1 }
 }
+
+/// `grender healthcheck`: GET /healthz of the service at server.addr; 0 when it says OK.
+pub async fn healthcheck(opts: &ServerOptions) -> u8 {
+    let mut addr = opts.addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/healthz");
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("grender: {e}");
+            return 1;
+        }
+    };
+    match client.get(&url).send().await {
+        Ok(r) if r.status().is_success() => 0,
+        Ok(r) => {
+            eprintln!("grender: {url} answered {}", r.status());
+            1
+        }
+        Err(e) => {
+            eprintln!("grender: {url} is not reachable: {e}");
+            1
+        }
+    }
+}
+
+/// `grender print-config`: every option with its value and source; tokens masked.
+pub fn print_config(sources: &[crate::config::OptionSource]) {
+    let width = sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in sources {
+        let value = if s.name == "server.auth-token" && !s.value.is_empty() {
+            let count = s.value.split(',').count();
+            format!("<{count} secret{}>", if count == 1 { "" } else { "s" })
+        } else {
+            s.value.clone()
+        };
+        println!("--{:width$} = {:30} ({})", s.name, value, s.source);
+    }
+}
