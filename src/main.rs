@@ -6,6 +6,10 @@ use grender::Service;
 use grender::config::{Command, ServerOptions, parse_cli_with_sources};
 
 fn main() -> ExitCode {
+    for (name, value) in grender::config::node_env_aliases(|k| std::env::var(k).ok()) {
+        // SAFETY: no other thread exists yet; the runtime starts later.
+        unsafe { std::env::set_var(name, value) };
+    }
     let (cli, sources) = match parse_cli_with_sources(std::env::args_os()) {
         Ok(parsed) => parsed,
         Err(e) => {
