@@ -65,6 +65,10 @@ pub struct ServerOptions {
     #[arg(long = "server.addr", env = "SERVER_ADDR", default_value = ":8081", value_parser = parse_listen_addr)]
     pub addr: SocketAddr,
 
+    /// How long a stopping service lets renders in progress finish.
+    #[arg(long = "server.shutdown-timeout", env = "SERVER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// Accepted X-Auth-Token values (Grafana's [rendering] renderer_token). Comma-separated in the environment.
     #[arg(long = "server.auth-token", env = "AUTH_TOKEN", default_value = "-", value_delimiter = ',', action = ArgAction::Append)]
     pub auth_tokens: Vec<String>,

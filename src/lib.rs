@@ -109,14 +109,32 @@ impl Service {
     }
 
     /// Serves on `listener` until `shutdown` resolves, then closes Chromium.
+    /// On shutdown it stops accepting, lets renders in progress finish for up to
+    /// `drain_limit`, then closes Chromium.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        drain_limit: Duration,
     ) -> std::io::Result<()> {
-        let result = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        };
+        let server = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
+        let result = tokio::select! {
+            result = server => result,
+            _ = async {
+                if stopping.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(drain_limit).await;
+            } => {
+                tracing::warn!("renders still running after {drain_limit:?} (server.shutdown-timeout); stopping anyway");
+                Ok(())
+            }
+        };
         self.browsers.shutdown().await;
         result
     }

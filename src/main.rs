@@ -122,7 +122,7 @@ fn run_server(opts: ServerOptions) -> ExitCode {
                 tracing::error!("Chromium could not be started: {e}");
             }
         });
-        match service.serve(listener, shutdown_signal()).await {
+        match service.serve(listener, shutdown_signal(), opts.shutdown_timeout).await {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS

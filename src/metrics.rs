@@ -245,7 +245,7 @@ impl Metrics {
 }
 
 /// The Node service's step label for a render stage.
-fn step_name(stage: &str) -> &'static str {
+pub fn step_name(stage: &str) -> &'static str {
     match stage {
         "waiting for a render slot" => "queue",
         "waiting for Chromium" => "launch",

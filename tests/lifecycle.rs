@@ -163,13 +163,14 @@ fn spawn_grender(extra: &[&str]) -> Option<(std::process::Child, i32)> {
     if !common::chromium_available() {
         return None;
     }
+    let addr = if extra.iter().any(|a| a.starts_with("--server.addr")) {
+        None
+    } else {
+        Some("--server.addr=127.0.0.1:0")
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_grender"))
-        .args([
-            "server",
-            "--config=/dev/null",
-            "--server.addr=127.0.0.1:0",
-            "--log.format=text",
-        ])
+        .args(["server", "--config=/dev/null", "--log.format=text"])
+        .args(addr)
         .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -346,4 +347,63 @@ async fn process_isolation_gives_every_render_a_fresh_chromium() {
     h.stop().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(our_chromiums().is_empty(), "spares outlived the service");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_renders_finish_up_to_the_shutdown_timeout() {
+    if !common::chromium_available() {
+        return;
+    }
+    let stub = grafana_stub::GrafanaStub::start(None).await.unwrap();
+    // Within the limit the render completes; past it, the render is cut off (its client
+    // gets a 5xx or a closed connection) and the service still stops promptly.
+    for (limit, delay, completes) in [("10s", 1500, true), ("1s", 15000, false)] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (mut child, _) = spawn_grender(&[
+            &format!("--server.addr=127.0.0.1:{port}"),
+            &format!("--server.shutdown-timeout={limit}"),
+        ])
+        .expect("starts");
+        let target = url::form_urlencoded::byte_serialize(
+            stub.url(&format!("/d-solo/s/p?delay={delay}")).as_bytes(),
+        )
+        .collect::<String>();
+        let request = tokio::spawn(async move {
+            let url = format!("http://127.0.0.1:{port}/render?height=500&timeout=60&url={target}");
+            match reqwest::Client::new()
+                .get(url)
+                .header("X-Auth-Token", "-")
+                .send()
+                .await
+            {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let stopping = Instant::now();
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{limit}: {status:?}");
+        let answered = request.await.unwrap();
+        assert_eq!(
+            answered == 200,
+            completes,
+            "shutdown-timeout {limit}: answered {answered}"
+        );
+        if limit == "1s" {
+            assert!(
+                stopping.elapsed() < Duration::from_secs(8),
+                "did not stop at the limit: {:?}",
+                stopping.elapsed()
+            );
+        }
+    }
 }

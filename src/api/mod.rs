@@ -217,8 +217,19 @@ async fn run(
     }
     match outcome {
         Ok(capture) => {
-            tracing::info!(request = %id, url = %target, mode = ?capture.mode, bytes = capture.bytes.len(),
-                ms = started.elapsed().as_millis() as u64, "rendered");
+            let steps: Vec<String> = capture
+                .steps
+                .iter()
+                .map(|(stage, took)| {
+                    format!(
+                        "{}={}ms",
+                        crate::metrics::step_name(stage),
+                        took.as_millis()
+                    )
+                })
+                .collect();
+            tracing::info!(request = %id, status = 200, url = %target, mode = ?capture.mode, bytes = capture.bytes.len(),
+                ms = started.elapsed().as_millis() as u64, steps = %steps.join(" "), "rendered");
             let mut resp = (
                 [(header::CONTENT_TYPE, content_type)],
                 capture.bytes.clone(),

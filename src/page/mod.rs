@@ -96,6 +96,8 @@ pub struct Capture {
     pub mode: ReadinessMode,
     /// The download name of a CSV.
     pub file_name: Option<String>,
+    /// Time spent in each step, for the request's log line.
+    pub steps: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// Renders `req` (PNG or PDF) in a tab of its own context, lent by `browser`'s pool.
@@ -228,6 +230,7 @@ async fn drive(
             bytes,
             mode: ReadinessMode::None,
             file_name: Some(name),
+            steps: Vec::new(),
         });
     }
 
@@ -272,6 +275,7 @@ async fn drive(
         bytes,
         mode,
         file_name: None,
+        steps: Vec::new(),
     })
 }
 

@@ -123,7 +123,9 @@ impl Renderer {
                 .with_label_values(&[mode.as_str()])
                 .inc();
         }
-        self.metrics.observe_steps(&progress.steps());
+        let steps = progress.steps();
+        self.metrics.observe_steps(&steps);
+        let result = result.map(|capture| Capture { steps, ..capture });
         match result {
             // A CDP call can fail a moment before the supervisor notices the browser's
             // death; name the real cause.

@@ -75,9 +75,13 @@ impl Harness {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(service.serve(listener, async {
-            let _ = rx.await;
-        }));
+        let server = tokio::spawn(service.serve(
+            listener,
+            async {
+                let _ = rx.await;
+            },
+            std::time::Duration::from_secs(10),
+        ));
         Some(Harness {
             stub,
             addr,
