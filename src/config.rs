@@ -92,6 +92,11 @@ pub struct ServerOptions {
     #[arg(long = "browser.path", env = "BROWSER_PATH")]
     pub browser_path: Option<PathBuf>,
 
+    /// Per-URL request settings: "REGEX=--browser.min-width=500 --browser.min-height=500".
+    /// The first pattern matching the target URL wins.
+    #[arg(long = "browser.override", env = "BROWSER_OVERRIDE", action = ArgAction::Append)]
+    pub browser_overrides: Vec<String>,
+
     /// Extra Chromium flags; one value may hold several ("--a=1 --b").
     #[arg(long = "browser.flag", env = "BROWSER_FLAG", action = ArgAction::Append)]
     pub browser_flags: Vec<String>,
@@ -256,6 +261,7 @@ impl ServerOptions {
                 "server.auth-token is empty; set it to Grafana's [rendering] renderer_token".into(),
             );
         }
+        crate::overrides::parse_all(&self.browser_overrides)?;
         if self.concurrency == Some(0) {
             return bad("render.concurrency must be at least 1".into());
         }

@@ -15,6 +15,7 @@ pub mod duration;
 pub mod error;
 pub mod metrics;
 pub mod output;
+pub mod overrides;
 pub mod page;
 pub mod render;
 pub mod request;
@@ -90,6 +91,7 @@ impl Service {
             landscape: !opts.portrait,
             max_pixels: opts.max_pixels,
             allowed_origins,
+            overrides: overrides::parse_all(&opts.browser_overrides)?,
         };
         let tokens = TokenCheck::new(&opts.auth_tokens, opts.allow_missing_token);
         Ok(Service {

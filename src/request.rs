@@ -22,6 +22,10 @@ pub struct RenderRequest {
     pub accept_language: Option<String>,
     /// More headers for every browser request (the CLI's `Authorization` for an API token).
     pub extra_headers: Vec<(String, String)>,
+    /// browser.readiness.timeout from a matching browser.override.
+    pub readiness_timeout: Option<Duration>,
+    /// browser.readiness.give-up-on-first-query from a matching browser.override.
+    pub first_signal_grace: Option<Duration>,
     /// PNG or PDF, with the PDF's print options.
     pub output: crate::output::Output,
     /// The shared deadline of every step of this request.

@@ -588,3 +588,34 @@ async fn every_grafana_era_request_shape_renders() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn browser_override_applies_to_matching_urls_only() {
+    // The official acceptance test TestRequestConfigOverrides, on the stand-in.
+    let Some(h) = Harness::start(&[
+        "--browser.min-width=1000",
+        "--browser.min-height=1000",
+        "--browser.override=very-long-prometheus-dashboard=--browser.min-width=500 --browser.min-height=500",
+    ])
+    .await
+    else {
+        return;
+    };
+    let img = h
+        .render(
+            &h.dashboard("/d-solo/other/panel", ""),
+            &[("width", "1"), ("height", "1")],
+        )
+        .await
+        .png();
+    assert_eq!((img.width, img.height), (1000, 1000));
+    let img = h
+        .render(
+            &h.dashboard("/d-solo/x/very-long-prometheus-dashboard", ""),
+            &[("width", "1"), ("height", "1")],
+        )
+        .await
+        .png();
+    assert_eq!((img.width, img.height), (500, 500));
+    h.stop().await;
+}

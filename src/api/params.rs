@@ -27,6 +27,27 @@ pub struct Limits {
     pub max_pixels: u64,
     /// `scheme://host:port` origins allowed as targets; empty allows all.
     pub allowed_origins: Vec<url::Origin>,
+    /// `browser.override` entries.
+    pub overrides: Vec<crate::overrides::Override>,
+}
+
+impl Limits {
+    /// These limits with the first `browser.override` matching `url` applied.
+    fn for_url(&self, url: &str) -> (Limits, Option<crate::overrides::Knobs>) {
+        let Some(o) = crate::overrides::matching(&self.overrides, url) else {
+            return (self.clone(), None);
+        };
+        let k = &o.knobs;
+        let mut l = self.clone();
+        l.min_width = k.min_width.unwrap_or(l.min_width);
+        l.min_height = k.min_height.unwrap_or(l.min_height);
+        l.max_width = k.max_width.unwrap_or(l.max_width);
+        l.max_height = k.max_height.unwrap_or(l.max_height);
+        l.default_scale = k.page_scale_factor.unwrap_or(l.default_scale);
+        l.max_scale = k.max_page_scale_factor.unwrap_or(l.max_scale);
+        l.landscape = k.portrait.map(|p| !p).unwrap_or(l.landscape);
+        (l, Some(k.clone()))
+    }
 }
 
 /// Why a request was refused before rendering.
@@ -64,6 +85,8 @@ pub fn parse_render_query(
     let bad = |m: String| Err(ParamError::Bad(m));
 
     let url = check_url(get("url"), &limits.allowed_origins)?;
+    let (limits, knobs) = limits.for_url(&url);
+    let limits = &limits;
 
     let encoding = get("encoding").unwrap_or("").trim().to_ascii_lowercase();
     let encoding = if encoding.is_empty() {
@@ -172,6 +195,8 @@ pub fn parse_render_query(
             .map(String::from),
         output,
         extra_headers: Vec::new(),
+        readiness_timeout: knobs.as_ref().and_then(|k| k.readiness_timeout),
+        first_signal_grace: knobs.as_ref().and_then(|k| k.give_up_on_first_query),
         deadline: Deadline::after(timeout),
     })
 }
@@ -213,6 +238,8 @@ pub fn parse_csv_query(
             .filter(|v| !v.is_empty())
             .map(String::from),
         extra_headers: Vec::new(),
+        readiness_timeout: None,
+        first_signal_grace: None,
         output: Output::Csv {
             file_name: get("filePath").and_then(crate::output::csv::file_name_from),
         },
@@ -346,6 +373,7 @@ mod tests {
             landscape: true,
             max_pixels: 60_000_000,
             allowed_origins: vec![],
+            overrides: vec![],
         }
     }
 

@@ -235,13 +235,19 @@ async fn drive(
     }
 
     progress.set("waiting for panels to render");
-    let until = tokio::time::Instant::now() + opts.readiness.timeout;
+    let readiness_opts = ReadinessOptions {
+        timeout: req.readiness_timeout.unwrap_or(opts.readiness.timeout),
+        first_signal_grace: req
+            .first_signal_grace
+            .unwrap_or(opts.readiness.first_signal_grace),
+    };
+    let until = tokio::time::Instant::now() + readiness_opts.timeout;
     let mut full = req.viewport.height.is_none().then_some(FullPage {
         viewport: req.viewport,
         height: req.viewport.initial_height,
         max_pixels: opts.max_pixels,
     });
-    let mode = readiness::wait(page, &mut bindings, opts.readiness, until, full.as_mut())
+    let mode = readiness::wait(page, &mut bindings, readiness_opts, until, full.as_mut())
         .await
         .map_err(|e| explain(e, watch.as_ref()))?;
     let thrown = watch
