@@ -120,6 +120,31 @@ impl RenderError {
     }
 }
 
+/// Every code an error body can start with (documented in docs/troubleshooting.md).
+pub const CODES: &[&str] = &[
+    "missing-token",
+    "invalid-token",
+    "bad-request",
+    "forbidden-url",
+    "too-large",
+    "request-timeout",
+    "readiness-timeout",
+    "overloaded",
+    "connect-refused",
+    "dns-failed",
+    "tls-failed",
+    "connect-timeout",
+    "target-unreachable",
+    "login-page",
+    "grafana-assets-failed",
+    "page-script-error",
+    "grafana-render-failed",
+    "page-crashed",
+    "browser-crashed",
+    "browser-unavailable",
+    "browser-error",
+];
+
 /// Grafana's default render_key_lifetime.
 const RENDER_KEY_LIFETIME: Duration = Duration::from_secs(300);
 
