@@ -41,6 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         extra_flags: vec![],
         timezone: opts.default_timezone(),
         launch_timeout: Duration::from_secs(20),
+        ca_file: None,
     };
     let (mut process, ws) = launch(&launch_opts).await?;
     let config = HandlerConfig {

@@ -4,7 +4,7 @@
 # fonts with CJK coverage, from the OS packages (Debian/Ubuntu).
 set -euo pipefail
 
-packages=(chromium-headless-shell chromium fonts-noto-cjk fonts-liberation)
+packages=(chromium-headless-shell chromium fonts-noto-cjk fonts-liberation libnss3-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -20,5 +20,5 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   # chromium-headless-shell is missing from some releases; the full browser then serves.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk fonts-liberation >/dev/null
+    || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk fonts-liberation libnss3-tools >/dev/null
 fi

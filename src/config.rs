@@ -65,6 +65,24 @@ pub struct ServerOptions {
     #[arg(long = "server.addr", env = "SERVER_ADDR", default_value = ":8081", value_parser = parse_listen_addr)]
     pub addr: SocketAddr,
 
+    /// Serve HTTPS with this PEM certificate chain (with server.key-file).
+    #[arg(
+        long = "server.certificate-file",
+        env = "SERVER_CERTIFICATE_FILE",
+        requires = "key_file"
+    )]
+    pub certificate_file: Option<PathBuf>,
+    /// The PEM private key of server.certificate-file.
+    #[arg(
+        long = "server.key-file",
+        env = "SERVER_KEY_FILE",
+        requires = "certificate_file"
+    )]
+    pub key_file: Option<PathBuf>,
+    /// Lowest TLS version accepted when serving HTTPS.
+    #[arg(long = "server.min-tls-version", env = "SERVER_MIN_TLS_VERSION", default_value = "1.2", value_parser = ["1.2", "1.3"])]
+    pub min_tls_version: String,
+
     /// How long a stopping service lets renders in progress finish.
     #[arg(long = "server.shutdown-timeout", env = "SERVER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -96,6 +114,10 @@ pub struct ServerOptions {
     /// The first pattern matching the target URL wins.
     #[arg(long = "browser.override", env = "BROWSER_OVERRIDE", action = ArgAction::Append)]
     pub browser_overrides: Vec<String>,
+
+    /// PEM file of CA certificates Chromium trusts, for Grafana behind a private CA.
+    #[arg(long = "browser.ca-file", env = "BROWSER_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 
     /// Extra Chromium flags; one value may hold several ("--a=1 --b").
     #[arg(long = "browser.flag", env = "BROWSER_FLAG", action = ArgAction::Append)]
@@ -262,6 +284,17 @@ impl ServerOptions {
             );
         }
         crate::overrides::parse_all(&self.browser_overrides)?;
+        for (name, file) in [
+            ("browser.ca-file", &self.ca_file),
+            ("server.certificate-file", &self.certificate_file),
+            ("server.key-file", &self.key_file),
+        ] {
+            if let Some(path) = file
+                && !path.is_file()
+            {
+                return bad(format!("{name} {} is not a readable file", path.display()));
+            }
+        }
         if self.concurrency == Some(0) {
             return bad("render.concurrency must be at least 1".into());
         }

@@ -19,6 +19,7 @@ pub mod overrides;
 pub mod page;
 pub mod render;
 pub mod request;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,8 @@ use render::Renderer;
 pub struct Service {
     pub state: Arc<AppState>,
     pub browsers: Arc<BrowserSupervisor>,
+    /// HTTPS settings, when server.certificate-file and server.key-file are set.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Service {
@@ -42,6 +45,10 @@ impl Service {
     /// Must run inside a tokio runtime.
     pub fn start(opts: &ServerOptions) -> Result<Service, ConfigError> {
         opts.validate()?;
+        let tls = match (&opts.certificate_file, &opts.key_file) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key, &opts.min_tls_version)?),
+            _ => None,
+        };
         let path = opts.resolve_browser()?;
         let timezone = opts.default_timezone();
         let browsers = BrowserSupervisor::start(BrowserOptions {
@@ -50,6 +57,7 @@ impl Service {
                 extra_flags: config::split_browser_flags(&opts.browser_flags),
                 timezone: timezone.clone(),
                 launch_timeout: Duration::from_secs(20),
+                ca_file: opts.ca_file.clone(),
             },
             context_reuse: opts.context_reuse,
             tabs: opts.effective_concurrency(),
@@ -102,6 +110,7 @@ impl Service {
                 metrics,
             }),
             browsers,
+            tls,
         })
     }
 
@@ -124,7 +133,23 @@ impl Service {
             shutdown.await;
             let _ = stopping_tx.send(());
         };
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
+        let router = self.router();
+        let server = async move {
+            match &self.tls {
+                Some(config) => {
+                    let tls = tls::TlsListener::new(listener, config.clone())?;
+                    axum::serve(tls, router)
+                        .with_graceful_shutdown(signal)
+                        .await
+                }
+                None => {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(signal)
+                        .await
+                }
+            }
+        };
+        let browsers = self.browsers.clone();
         let result = tokio::select! {
             result = server => result,
             _ = async {
@@ -137,7 +162,7 @@ impl Service {
                 Ok(())
             }
         };
-        self.browsers.shutdown().await;
+        browsers.shutdown().await;
         result
     }
 }

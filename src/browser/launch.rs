@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ pub struct LaunchOptions {
     pub timezone: String,
     /// How long Chromium may take to open its DevTools socket.
     pub launch_timeout: Duration,
+    /// CA certificates (PEM) Chromium should trust, for a Grafana behind a private CA.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A running Chromium tree. Dropping it kills the tree and reaps the main process.
@@ -115,6 +117,13 @@ pub async fn launch(opts: &LaunchOptions) -> Result<(ChromiumProcess, String), S
         .tempdir()
         .map_err(|e| format!("cannot create a profile directory: {e}"))?;
     let mut cmd = Command::new(&opts.path);
+    if let Some(ca) = &opts.ca_file {
+        // Chromium on Linux trusts the NSS database under $HOME/.pki/nssdb: give this
+        // Chromium a home of its own inside its profile, holding the CA.
+        let home = profile.path().join("home");
+        trust_ca(&home, ca)?;
+        cmd.env("HOME", &home);
+    }
     cmd.args(base_flags(profile.path()))
         .args(&opts.extra_flags)
         .arg("about:blank")
@@ -172,6 +181,57 @@ pub async fn launch(opts: &LaunchOptions) -> Result<(ChromiumProcess, String), S
             ))
         }
     }
+}
+
+/// Creates an NSS database under `home` that trusts every certificate in `ca_pem`.
+fn trust_ca(home: &Path, ca_pem: &Path) -> Result<(), String> {
+    let db_dir = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db_dir)
+        .map_err(|e| format!("cannot create {}: {e}", db_dir.display()))?;
+    let db = format!("sql:{}", db_dir.display());
+    let certutil =
+        |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("certutil").arg("-d").arg(&db).args(args).output().map_err(|e| {
+            format!("browser.ca-file needs certutil (Debian: apt-get install libnss3-tools): {e}")
+        })?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "certutil {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+    certutil(&["-N", "--empty-password"])?;
+    let pem = std::fs::read_to_string(ca_pem)
+        .map_err(|e| format!("cannot read browser.ca-file {}: {e}", ca_pem.display()))?;
+    let blocks: Vec<&str> = pem
+        .split("-----END CERTIFICATE-----")
+        .filter_map(|b| b.find("-----BEGIN CERTIFICATE-----").map(|i| &b[i..]))
+        .collect();
+    if blocks.is_empty() {
+        return Err(format!(
+            "browser.ca-file {} holds no PEM certificate",
+            ca_pem.display()
+        ));
+    }
+    for (i, block) in blocks.iter().enumerate() {
+        let one = home.join(format!("ca-{i}.pem"));
+        std::fs::write(&one, format!("{block}-----END CERTIFICATE-----\n"))
+            .map_err(|e| e.to_string())?;
+        certutil(&[
+            "-A",
+            "-t",
+            "C,,",
+            "-n",
+            &format!("grender-ca-{i}"),
+            "-i",
+            &one.to_string_lossy(),
+        ])?;
+    }
+    Ok(())
 }
 
 /// Reads Chromium's stderr for its whole life: first the websocket URL, then log lines.

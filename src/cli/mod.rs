@@ -24,10 +24,25 @@ pub fn stderr_is_terminal() -> bool {
 }
 
 /// `grender healthcheck`: GET /healthz of the service at server.addr; 0 when it says OK.
+/// Over HTTPS when the service serves it (without verifying its certificate, as the
+/// official healthcheck does: it only asks whether this very service answers).
 pub async fn healthcheck(opts: &ServerOptions) -> u8 {
     let mut addr = opts.addr;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    if opts.certificate_file.is_some() {
+        return match crate::tls::insecure_get_status(addr, "/healthz").await {
+            Ok(200) => 0,
+            Ok(status) => {
+                eprintln!("grender: https://{addr}/healthz answered {status}");
+                1
+            }
+            Err(e) => {
+                eprintln!("grender: https://{addr}/healthz is not reachable: {e}");
+                1
+            }
+        };
     }
     let url = format!("http://{addr}/healthz");
     let client = match reqwest::Client::builder()
