@@ -101,6 +101,12 @@ pub struct ServerOptions {
     #[arg(long = "server.allowed-origin", env = "SERVER_ALLOWED_ORIGINS", value_delimiter = ',', action = ArgAction::Append)]
     pub allowed_origins: Vec<String>,
 
+    /// With server.allowed-origin: also refuse sub-resources (images, scripts, iframes) from
+    /// other origins, not only navigations.
+    #[arg(long = "server.block-other-hosts", env = "SERVER_BLOCK_OTHER_HOSTS", default_value = "false",
+          num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub block_other_hosts: bool,
+
     /// Encoding used when a request names none (older Grafana sends an empty one and wants PNG).
     #[arg(long = "api.default-encoding", env = "API_DEFAULT_ENCODING", default_value = "png", value_parser = ["png", "pdf"])]
     pub default_encoding: String,

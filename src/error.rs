@@ -35,6 +35,12 @@ pub enum RenderError {
     /// Grafana sent the browser to its login page.
     #[error("{}", login_message(url, *elapsed))]
     LoginPage { url: String, elapsed: Duration },
+    /// The page navigated or was redirected outside server.allowed-origin.
+    #[error(
+        "the page tried to leave the allowed Grafana origins for {url}. Fix: add that origin to \
+         server.allowed-origin if it is really part of Grafana"
+    )]
+    ForbiddenNavigation { url: String },
     /// The browser could not load the URL at all.
     #[error("{}", navigation_message(url, reason))]
     Navigation { url: String, reason: String },
@@ -76,6 +82,7 @@ impl RenderError {
     pub fn status(&self) -> u16 {
         match self {
             RenderError::BadRequest(_) => 400,
+            RenderError::ForbiddenNavigation { .. } => 403,
             RenderError::TooLarge(_) => 413,
             RenderError::Deadline { .. } | RenderError::ReadinessTimeout { .. } => 408,
             RenderError::Overloaded { .. } => 429,
@@ -95,6 +102,7 @@ impl RenderError {
     pub fn code(&self) -> &'static str {
         match self {
             RenderError::BadRequest(_) => "bad-request",
+            RenderError::ForbiddenNavigation { .. } => "forbidden-url",
             RenderError::Deadline { .. } => "request-timeout",
             RenderError::ReadinessTimeout { .. } => "readiness-timeout",
             RenderError::Overloaded { .. } => "overloaded",

@@ -32,6 +32,14 @@ use config::{ConfigError, ServerOptions};
 use page::{PageOptions, ReadinessOptions};
 use render::Renderer;
 
+/// The origins of server.allowed-origin (validated at start-up).
+fn allowed_origins(origins: &[String]) -> Vec<url::Origin> {
+    origins
+        .iter()
+        .filter_map(|o| url::Url::parse(o).ok().map(|u| u.origin()))
+        .collect()
+}
+
 /// A configured service: the HTTP state plus the browser it renders with.
 pub struct Service {
     pub state: Arc<AppState>,
@@ -72,6 +80,10 @@ impl Service {
                 first_signal_grace: opts.give_up_on_first_query,
             },
             max_pixels: opts.max_pixels,
+            origins: page::guard::OriginPolicy {
+                allowed: allowed_origins(&opts.allowed_origins),
+                block_other_hosts: opts.block_other_hosts,
+            },
         };
         let metrics =
             Arc::new(metrics::Metrics::new().map_err(|e| ConfigError(format!("metrics: {e}")))?);
@@ -82,11 +94,7 @@ impl Service {
             page,
             metrics.clone(),
         ));
-        let allowed_origins = opts
-            .allowed_origins
-            .iter()
-            .filter_map(|o| url::Url::parse(o).ok().map(|u| u.origin()))
-            .collect();
+        let allowed_origins = allowed_origins(&opts.allowed_origins);
         let limits = Limits {
             min_width: opts.min_width,
             min_height: opts.min_height,

@@ -112,6 +112,9 @@ fn run_server(opts: ServerOptions) -> ExitCode {
         if opts.allow_missing_token {
             tracing::warn!("server.allow-missing-token is on: requests without X-Auth-Token are accepted (only for Grafana releases from before the 2022 token fix)");
         }
+        if opts.allowed_origins.is_empty() {
+            tracing::warn!("server.allowed-origin is not set: grender renders any http(s) URL a token holder sends; set it to your Grafana's origin");
+        }
         if opts.auth_tokens.iter().any(|t| t == "-") {
             tracing::warn!("the default auth token '-' is accepted; set server.auth-token to Grafana's renderer_token");
         }

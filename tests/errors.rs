@@ -289,3 +289,57 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+#[tokio::test]
+async fn allowed_origins_hold_for_redirects_and_optionally_for_sub_resources() {
+    let Some(h) = Harness::start_for(|stub| {
+        vec![
+            format!(
+                "--server.allowed-origin=http://127.0.0.1:{}",
+                stub.addr.port()
+            ),
+            "--server.block-other-hosts".into(),
+        ]
+    })
+    .await
+    else {
+        return;
+    };
+    let port = h.stub.addr.port();
+    // A target outside the origins: refused before anything loads.
+    let r = h
+        .render(
+            &format!("http://localhost:{port}/d-solo/a/b"),
+            &[("height", "500")],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // A redirect of the main frame to another origin (localhost is not 127.0.0.1).
+    let away = format!("http://localhost:{port}/d-solo/a/b");
+    let target = h.stub.url(&format!(
+        "/redirect?to={}",
+        url::form_urlencoded::byte_serialize(away.as_bytes()).collect::<String>()
+    ));
+    let r = h.render(&target, &[("height", "500")]).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().starts_with("[forbidden-url]") && r.text().contains("localhost"),
+        "{}",
+        r.text()
+    );
+    // A redirect inside the origins is fine, and a sub-resource elsewhere is blocked.
+    let inside = h.stub.url(&format!(
+        "/redirect?to={}",
+        url::form_urlencoded::byte_serialize(
+            format!("/d-solo/a/b?probe=http://localhost:{port}").as_bytes()
+        )
+        .collect::<String>()
+    ));
+    let r = h.render(&inside, &[("height", "500")]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        h.stub.seen_at("/probe.svg").is_empty(),
+        "the sub-resource from another origin was fetched"
+    );
+    h.stop().await;
+}

@@ -337,6 +337,9 @@ async fn scrub(browser: &LiveBrowser, tab: &Tab) -> Result<(), chromiumoxide::er
     let tree = page.execute(GetFrameTreeParams::default()).await?;
     let mut origins = BTreeSet::new();
     collect_origins(&tree.result.frame_tree, &mut origins);
+    // A render's request guard (if any) ends with it.
+    page.execute(chromiumoxide::cdp::browser_protocol::fetch::DisableParams::default())
+        .await?;
     // Stop the page's scripts first, so nothing is written after the clean-up.
     page.execute(SetScriptExecutionDisabledParams::new(true))
         .await?;

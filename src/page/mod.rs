@@ -1,6 +1,7 @@
 //! One render in one isolated browser context: open a tab, emulate the viewport, time
 //! zone and language, set the render-key cookie, navigate, wait for readiness, capture.
 
+pub mod guard;
 pub mod readiness;
 pub mod watch;
 
@@ -34,6 +35,8 @@ pub struct PageOptions {
     pub readiness: ReadinessOptions,
     /// Cap on width × height × scale² for full-page captures.
     pub max_pixels: u64,
+    /// Where renders may go.
+    pub origins: guard::OriginPolicy,
 }
 
 /// The step a render is in, so a deadline error can say where the time went, and how
@@ -165,6 +168,12 @@ async fn drive(
 ) -> Result<Capture, RenderError> {
     let page = tab.page();
     let watch = watch::PageWatch::start(page).await;
+    let navigation = guard::NavigationGuard::start(page, &opts.origins).await?;
+    let refused = || {
+        navigation
+            .as_ref()
+            .and_then(guard::NavigationGuard::refused)
+    };
     let download = match (&req.output, tab.context_id()) {
         (Output::Csv { .. }, Some(context)) => Some(
             output::csv::Download::start(
@@ -208,6 +217,9 @@ async fn drive(
 
     progress.set(STAGE_LOADING);
     if let Err(e) = page.goto(req.url.as_str()).await {
+        if let Some(refused) = refused() {
+            return Err(refused);
+        }
         // A URL that is itself the download ends its navigation as "aborted".
         let reason = e.to_string();
         if download.is_none() || !reason.contains("ERR_ABORTED") {

@@ -59,13 +59,21 @@ impl Harness {
     /// Starts the stand-in (requiring [`RENDER_KEY`]) and grender with `extra` options.
     /// Returns None when no Chromium is installed (see [`chromium_available`]).
     pub async fn start(extra: &[&str]) -> Option<Harness> {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_for(move |_| extra).await
+    }
+
+    /// Like [`Harness::start`], with options that may name the stand-in (its origin).
+    pub async fn start_for(extra: impl FnOnce(&GrafanaStub) -> Vec<String>) -> Option<Harness> {
         if !chromium_available() {
             return None;
         }
         let stub = GrafanaStub::start(Some(RENDER_KEY))
             .await
             .expect("stub starts");
-        let opts = server_options(extra);
+        let extra = extra(&stub);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let opts = server_options(&extra);
         let service = Service::start(&opts).expect("service starts");
         let browsers = service.browsers.clone();
         let renderer = service.state.renderer.clone();

@@ -163,6 +163,13 @@ fn router(shared: Shared) -> Router {
             get(|| async { axum::Json(serde_json::json!({"commit": "stand-in", "database": "ok", "version": "11.6.0"})) }),
         )
         .route("/probe.svg", get(probe))
+        .route(
+            "/redirect",
+            get(|Query(q): Query<HashMap<String, String>>| async move {
+                let to = q.get("to").cloned().unwrap_or_else(|| "/".into());
+                (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
+            }),
+        )
         .route("/public/build/{file}", get(bundle))
         .route(
             "/",
