@@ -292,6 +292,12 @@ async fn supervise(
                         continue;
                     }
                     Ended::Died | Ended::Shutdown => {
+                        // A browser that was serving renders is replaced at once; only one
+                        // that dies right after start-up (a crash loop) backs off.
+                        if running.live.renders() > 0 || started.elapsed() > Duration::from_secs(5)
+                        {
+                            backoff = Duration::ZERO;
+                        }
                         running.live.died.cancel();
                         if !shutdown.is_cancelled() {
                             state.send_replace(BrowserState::Starting);
@@ -303,7 +309,7 @@ async fn supervise(
                     }
                 }
                 if started.elapsed() > Duration::from_secs(30) {
-                    backoff = Duration::from_millis(250);
+                    backoff = Duration::ZERO;
                 }
             }
             Err(msg) => {
@@ -321,7 +327,7 @@ async fn supervise(
             _ = tokio::time::sleep(backoff) => {}
             _ = shutdown.cancelled() => break,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        backoff = (backoff * 2).clamp(Duration::from_millis(250), Duration::from_secs(10));
     }
     state.send_replace(BrowserState::Stopped);
     if let Some(old) = outgoing.take() {
