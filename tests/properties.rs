@@ -1,0 +1,127 @@
+//! Property tests of everything that parses untrusted input: whatever arrives, the parsers
+//! answer (Ok or a clear error) and never panic; accepted values respect the limits.
+//!
+//! Longer runs: `PROPTEST_CASES=200000 cargo test --release --test properties`.
+
+use std::time::Duration;
+
+use grender::api::params::{Limits, ParamError, parse_csv_query, parse_render_query};
+use grender::output::csv::{content_disposition, file_name_from};
+use proptest::prelude::*;
+
+fn limits() -> Limits {
+    Limits {
+        min_width: 1000,
+        min_height: 500,
+        max_width: 3000,
+        max_height: 3000,
+        default_scale: 1.0,
+        max_scale: 4.0,
+        default_encoding: "png".into(),
+        default_timeout: Duration::from_secs(60),
+        landscape: true,
+        max_pixels: 60_000_000,
+        allowed_origins: vec![],
+        overrides: vec![],
+    }
+}
+
+/// Query values that look like what Grafana sends, and garbage.
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "-?[0-9]{0,12}",
+        "-?[0-9]{0,4}\\.[0-9]{0,8}",
+        "[0-9]{1,5}(ns|us|ms|s|m|h)",
+        "(png|pdf|csv|PNG| pdf |)",
+        "(a[0-6]|letter|legal|tabloid|ledger|b5)",
+        "[0-9 ,-]{0,12}",
+        "(true|false|1|0|maybe)",
+        "(https?|file|chrome|ftp|data|javascript)://[a-z0-9.:\\[\\]-]{0,20}/[ -~]{0,30}",
+        any::<String>(),
+    ]
+}
+
+fn query() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("url".to_string()),
+        Just("width".to_string()),
+        Just("height".to_string()),
+        Just("deviceScaleFactor".to_string()),
+        Just("timeout".to_string()),
+        Just("timezone".to_string()),
+        Just("encoding".to_string()),
+        Just("renderKey".to_string()),
+        Just("domain".to_string()),
+        Just("landscape".to_string()),
+        Just("pdf.format".to_string()),
+        Just("pdf.landscape".to_string()),
+        Just("pdf.printBackground".to_string()),
+        Just("pdf.pageRanges".to_string()),
+        Just("filePath".to_string()),
+        any::<String>(),
+    ];
+    proptest::collection::vec((key, value()), 0..12).prop_map(|pairs| {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            s.append_pair(&k, &v);
+        }
+        s.finish()
+    })
+}
+
+proptest! {
+    #[test]
+    fn render_queries_never_panic_and_respect_the_limits(q in query(), raw in any::<String>()) {
+        for input in [q.as_str(), raw.as_str()] {
+            match parse_render_query(input, Some("de-DE"), &limits()) {
+                Ok(req) => {
+                    let v = req.viewport;
+                    prop_assert!((1000..=3000).contains(&v.width));
+                    if let Some(h) = v.height {
+                        prop_assert!((500..=3000).contains(&h));
+                        prop_assert!(v.width as f64 * h as f64 * v.scale * v.scale <= 60_000_000.0);
+                    }
+                    prop_assert!(v.scale > 0.0 && v.scale <= 4.0);
+                    let scheme = url::Url::parse(&req.url).map(|u| u.scheme().to_string()).unwrap_or_default();
+                    prop_assert!(scheme == "http" || scheme == "https", "accepted {:?}", req.url);
+                }
+                Err(ParamError::Bad(m) | ParamError::Forbidden(m)) => prop_assert!(!m.is_empty() && !m.contains('\n')),
+            }
+        }
+    }
+
+    #[test]
+    fn csv_queries_never_panic(q in query()) {
+        if let Ok(req) = parse_csv_query(&q, None, &limits())
+            && let grender::output::Output::Csv { file_name: Some(name) } = &req.output
+        {
+            prop_assert!(!name.contains('/') && !name.contains('\\'));
+            prop_assert!(name.to_ascii_lowercase().ends_with(".csv"));
+        }
+    }
+
+    #[test]
+    fn download_names_are_safe(raw in any::<String>()) {
+        if let Some(name) = file_name_from(&raw) {
+            prop_assert!(!name.contains('/') && !name.contains('\\'));
+            prop_assert!(name.to_ascii_lowercase().ends_with(".csv"));
+            let header = content_disposition(&name);
+            prop_assert!(axum::http::HeaderValue::from_str(&header).is_ok(), "not a valid header: {header:?}");
+        }
+    }
+
+    #[test]
+    fn durations_never_panic(raw in any::<String>(), n in 0u64..1_000_000, unit in "(ns|us|ms|s|m|h)") {
+        let _ = grender::duration::parse_duration(&raw);
+        let d = grender::duration::parse_duration(&format!("{n}{unit}")).unwrap();
+        prop_assert!(d.as_nanos() > 0 || n == 0);
+    }
+
+    #[test]
+    fn config_files_never_panic(yaml in "[a-z.:\\- \\n{}\\[\\],0-9\"]{0,80}") {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, &yaml).unwrap();
+        let _ = grender::config::parse_cli(["grender", "server", &format!("--config={}", path.display())]);
+    }
+}
