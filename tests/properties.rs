@@ -3,27 +3,12 @@
 //!
 //! Longer runs: `PROPTEST_CASES=200000 cargo test --release --test properties`.
 
-use std::time::Duration;
-
 use grender::api::params::{Limits, ParamError, parse_csv_query, parse_render_query};
 use grender::output::csv::{content_disposition, file_name_from};
 use proptest::prelude::*;
 
 fn limits() -> Limits {
-    Limits {
-        min_width: 1000,
-        min_height: 500,
-        max_width: 3000,
-        max_height: 3000,
-        default_scale: 1.0,
-        max_scale: 4.0,
-        default_encoding: "png".into(),
-        default_timeout: Duration::from_secs(60),
-        landscape: true,
-        max_pixels: 60_000_000,
-        allowed_origins: vec![],
-        overrides: vec![],
-    }
+    Limits::default()
 }
 
 /// Query values that look like what Grafana sends, and garbage.

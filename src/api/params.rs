@@ -31,6 +31,26 @@ pub struct Limits {
     pub overrides: Vec<crate::overrides::Override>,
 }
 
+impl Default for Limits {
+    /// The defaults of `grender server` (the official service's, with PNG by default).
+    fn default() -> Self {
+        Limits {
+            min_width: 1000,
+            min_height: 500,
+            max_width: 3000,
+            max_height: 3000,
+            default_scale: 1.0,
+            max_scale: 4.0,
+            default_encoding: "png".into(),
+            default_timeout: Duration::from_secs(60),
+            landscape: true,
+            max_pixels: 60_000_000,
+            allowed_origins: vec![],
+            overrides: vec![],
+        }
+    }
+}
+
 impl Limits {
     /// These limits with the first `browser.override` matching `url` applied.
     fn for_url(&self, url: &str) -> (Limits, Option<crate::overrides::Knobs>) {
@@ -361,20 +381,7 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits {
-            min_width: 1000,
-            min_height: 500,
-            max_width: 3000,
-            max_height: 3000,
-            default_scale: 1.0,
-            max_scale: 4.0,
-            default_encoding: "png".into(),
-            default_timeout: Duration::from_secs(60),
-            landscape: true,
-            max_pixels: 60_000_000,
-            allowed_origins: vec![],
-            overrides: vec![],
-        }
+        Limits::default()
     }
 
     fn parse(q: &str) -> Result<RenderRequest, ParamError> {
