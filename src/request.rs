@@ -120,3 +120,13 @@ impl Deadline {
             .map_err(|_| self.expired(stage))
     }
 }
+
+/// `url` without its query, fragment and password, which can carry secrets: fit for logs
+/// and error messages. `None` when it does not parse.
+pub fn without_secrets(url: &str) -> Option<String> {
+    let mut u = url::Url::parse(url).ok()?;
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_password(None);
+    Some(u.to_string())
+}

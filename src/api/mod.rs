@@ -215,7 +215,7 @@ async fn run(
     if let Err(e) = &outcome {
         state.metrics.errors.with_label_values(&[e.code()]).inc();
     }
-    match outcome {
+    let mut resp = match outcome {
         Ok(capture) => {
             let steps: Vec<String> = capture
                 .steps
@@ -243,21 +243,18 @@ async fn run(
                 resp.headers_mut()
                     .insert(header::CONTENT_DISPOSITION, value);
             }
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                resp.headers_mut().insert("x-request-id", value);
-            }
             resp
         }
         Err(err) => {
             tracing::warn!(request = %id, code = err.code(), url = %target, status = err.status(),
                 ms = started.elapsed().as_millis() as u64, "render failed: {err}");
-            let mut resp = error_response(&err);
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                resp.headers_mut().insert("x-request-id", value);
-            }
-            resp
+            error_response(&err)
         }
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", value);
     }
+    resp
 }
 
 /// A short id tying a response to its log line.
@@ -295,15 +292,7 @@ pub fn error_response(err: &RenderError) -> Response {
 
 /// The target URL without its query, which may carry tokens: fit for logs.
 fn redact_target(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            u.set_query(None);
-            u.set_fragment(None);
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => "<unparseable url>".into(),
-    }
+    crate::request::without_secrets(url).unwrap_or_else(|| "<unparseable url>".into())
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

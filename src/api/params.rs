@@ -53,9 +53,15 @@ impl Default for Limits {
 
 impl Limits {
     /// These limits with the first `browser.override` matching `url` applied.
-    fn for_url(&self, url: &str) -> (Limits, Option<crate::overrides::Knobs>) {
+    fn for_url(
+        &self,
+        url: &str,
+    ) -> (
+        std::borrow::Cow<'_, Limits>,
+        Option<crate::overrides::Knobs>,
+    ) {
         let Some(o) = crate::overrides::matching(&self.overrides, url) else {
-            return (self.clone(), None);
+            return (std::borrow::Cow::Borrowed(self), None);
         };
         let k = &o.knobs;
         let mut l = self.clone();
@@ -66,7 +72,7 @@ impl Limits {
         l.default_scale = k.page_scale_factor.unwrap_or(l.default_scale);
         l.max_scale = k.max_page_scale_factor.unwrap_or(l.max_scale);
         l.landscape = k.portrait.map(|p| !p).unwrap_or(l.landscape);
-        (l, Some(k.clone()))
+        (std::borrow::Cow::Owned(l), Some(k.clone()))
     }
 }
 
@@ -106,7 +112,7 @@ pub fn parse_render_query(
 
     let url = check_url(get("url"), &limits.allowed_origins)?;
     let (limits, knobs) = limits.for_url(&url);
-    let limits = &limits;
+    let limits: &Limits = &limits;
 
     let encoding = get("encoding").unwrap_or("").trim().to_ascii_lowercase();
     let encoding = if encoding.is_empty() {

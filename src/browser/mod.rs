@@ -357,15 +357,17 @@ async fn run(running: &mut Running, shutdown: &CancellationToken, opts: &Browser
     let due = async {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = live.render_started.notified() => {}
-            }
+            // Counting is free, so it is checked at every render start; reading /proc for
+            // the memory budget only on the timer.
+            let timer = tokio::select! {
+                _ = tick.tick() => true,
+                _ = live.render_started.notified() => false,
+            };
             let renders = live.renders.load(Ordering::Relaxed);
             if opts.recycle_after > 0 && renders >= opts.recycle_after {
                 return format!("{renders} renders (browser.recycle-after)");
             }
-            if opts.memory_budget_mib > 0 {
+            if timer && opts.memory_budget_mib > 0 {
                 let rss = memory::tree_rss_bytes(live.pid) / (1024 * 1024);
                 if rss > opts.memory_budget_mib {
                     return format!(

@@ -311,8 +311,7 @@ impl LeasedTab {
                     Err(e) => tracing::debug!("discarding a tab that could not be scrubbed: {e}"),
                 }
             }
-            let _ = browser.cdp.dispose_browser_context(tab.context_id).await;
-            browser.tabs.forget_one();
+            dispose(&browser, tab).await;
         });
     }
 }
@@ -322,13 +321,16 @@ impl Drop for LeasedTab {
         if let Some(tab) = self.tab.take() {
             let browser = self.browser.clone();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    let _ = browser.cdp.dispose_browser_context(tab.context_id).await;
-                    browser.tabs.forget_one();
-                });
+                rt.spawn(async move { dispose(&browser, tab).await });
             }
         }
     }
+}
+
+/// Closes a tab's context and frees its place in the pool.
+async fn dispose(browser: &LiveBrowser, tab: Tab) {
+    let _ = browser.cdp.dispose_browser_context(tab.context_id).await;
+    browser.tabs.forget_one();
 }
 
 /// Removes every trace of the last render from the tab's context except the HTTP cache.

@@ -96,12 +96,5 @@ impl Drop for PageWatch {
 }
 
 fn path_of(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            u.set_query(None);
-            u.set_fragment(None);
-            u.to_string()
-        }
-        Err(_) => String::new(),
-    }
+    crate::request::without_secrets(url).unwrap_or_default()
 }
