@@ -7,17 +7,23 @@
                                    Chromium process may be left running or unreaped.
   bench/chaos.py overload [-n 300] N requests at concurrency 64 with 4 render slots: only 200,
                                    429 or 503 (the latter two with Retry-After), none answered
-                                   after its deadline; peak RSS printed.
+                                   after its deadline, peak RSS under --max-rss-mib.
+  bench/chaos.py soak [-n 2000]    N mixed renders from 4 clients (panels, full pages, PDFs, a
+                                   broken and a slow panel): 0 unexpected answers, no temp
+                                   file or process left behind, RSS drift under 10 %.
 
-Both start the release builds of the Grafana stand-in and grender on free ports and print
-their figures; exit code 1 when a check fails. Only the Python standard library is used.
+Each starts the Grafana stand-in and grender (release builds; --debug for the debug builds,
+as CI does for its short runs) on free ports and prints its figures; exit code 1 when a check
+fails. Only the Python standard library is used.
 """
 import argparse
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -25,25 +31,30 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import RELEASE, ROOT, RssSampler, free_port, get, wait_ready  # noqa: E402
+from bench import ROOT, RssSampler, free_port, get, tree_rss_kib, wait_ready  # noqa: E402
+
+PROFILE = "release"
 
 
-def start(extra=()):
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "grender", "-p", "grafana-stub", "--bins"],
-                   cwd=ROOT, check=True)
+def start(extra=(), env=None):
+    build = ["cargo", "build", "--quiet", "-p", "grender", "-p", "grafana-stub", "--bins"]
+    if PROFILE == "release":
+        build.append("--release")
+    subprocess.run(build, cwd=ROOT, check=True)
+    bins = os.path.join(ROOT, "target", PROFILE)
     stub_port, port = free_port(), free_port()
-    stub = subprocess.Popen([f"{RELEASE}/grafana-stub", f"127.0.0.1:{stub_port}", "k", "0"], stdout=subprocess.DEVNULL)
-    grender = subprocess.Popen([f"{RELEASE}/grender", "server", "--config=/dev/null", f"--server.addr=127.0.0.1:{port}",
-                                "--log.level=error", *extra])
+    stub = subprocess.Popen([f"{bins}/grafana-stub", f"127.0.0.1:{stub_port}", "k", "0"], stdout=subprocess.DEVNULL)
+    grender = subprocess.Popen([f"{bins}/grender", "server", "--config=/dev/null", f"--server.addr=127.0.0.1:{port}",
+                                "--log.level=error", *extra], env=env)
     base = f"http://127.0.0.1:{port}"
     wait_ready(base)
     return stub, grender, base, stub_port
 
 
-def render_url(base, stub_port, page, timeout=10):
+def render_url(base, stub_port, page, timeout=10, **params):
     target = f"http://127.0.0.1:{stub_port}{page}"
     q = urllib.parse.urlencode({"url": target, "height": "500", "renderKey": "k", "domain": "127.0.0.1",
-                                "timeout": str(timeout)})
+                                "timeout": str(timeout), **params})
     return f"{base}/render?{q}"
 
 
@@ -163,24 +174,159 @@ def overload(args):
         bad_status = [s for s in by_status if s not in (200, 429, 503)]
         no_retry = sum(1 for s, r, _ in results if s in (429, 503) and not r)
         late = sum(1 for _, _, took in results if took > 5.5)
+        peak_mib = sampler.peak / 1024
         print(f"overload: {args.n} requests at concurrency 64, 4 slots, {wall:.1f} s: statuses {by_status}, "
               f"without Retry-After {no_retry}, answered after their 5 s deadline {late}, "
-              f"peak RSS {sampler.peak / 1024:.0f} MiB")
-        return 1 if bad_status or no_retry or late else 0
+              f"peak RSS {peak_mib:.0f} MiB (bound {args.max_rss_mib})")
+        return 1 if bad_status or no_retry or late or peak_mib > args.max_rss_mib else 0
     finally:
         grender.terminate()
         stub.terminate()
         grender.wait(timeout=15)
 
 
+# The soak's mix: (kind, share, page, extra query, expected outcome).
+SOAK_MIX = [
+    ("panel", 50, "/d-solo/soak{i}/p", {}, "png"),
+    ("full page", 15, "/d/soak{i}/f?panels=6&panelHeight=250&lazy=1", {"height": "-1"}, "png"),
+    ("pdf", 15, "/d/soak{i}/f?panels=4&rows=2", {"encoding": "pdf"}, "pdf"),
+    ("broken panel", 10, "/d-solo/soak{i}/p?mode=binding&fail=1", {}, "error"),
+    ("slow panel", 10, "/d-solo/soak{i}/p?delay=2500", {}, "png"),
+]
+
+
+def group_members(groups):
+    """Live pids (not zombies) whose process group is one of `groups`."""
+    alive = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in groups and fields[0] != "Z":
+            alive.append(int(name))
+    return alive
+
+
+def soak(args):
+    tmp = tempfile.mkdtemp(prefix="grender-soak-")
+    stub, grender, base, stub_port = start(env={**os.environ, "TMPDIR": tmp})
+    plan = [kind for kind in SOAK_MIX for _ in range(kind[1])]
+    random.seed(7)
+    lock, counter = threading.Lock(), iter(range(args.n))
+    done, unexpected, took = [0], [], {k[0]: [] for k in SOAK_MIX}
+    samples = []  # (renders done, tree RSS KiB, temp entries, Chromium processes)
+
+    def client():
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            kind, _, page, extra, expect = random.choice(plan)
+            url = render_url(base, stub_port, page.format(i=i), timeout=15, **extra)
+            req = urllib.request.Request(url, headers={"X-Auth-Token": "-"})
+            t = time.perf_counter()
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    status, ctype, body = r.status, r.headers.get("Content-Type", ""), r.read()
+            except urllib.error.HTTPError as e:
+                status, ctype, body = e.code, e.headers.get("Content-Type", ""), e.read()
+            except OSError as e:
+                status, ctype, body = 0, "", str(e).encode()
+            ok = {
+                "png": status == 200 and ctype == "image/png" and body[:8] == b"\x89PNG\r\n\x1a\n",
+                "pdf": status == 200 and ctype == "application/pdf" and body[:5] == b"%PDF-",
+                "error": status >= 500 and body.startswith(b"[grafana-render-failed]"),
+            }[expect]
+            with lock:
+                took[kind].append(time.perf_counter() - t)
+                done[0] += 1
+                if not ok:
+                    unexpected.append(f"{kind} #{i}: {status} {body[:120]!r}")
+
+    def sampler():
+        while any(t.is_alive() for t in threads):
+            tree = chromium_tree(grender.pid)
+            samples.append((done[0], tree_rss_kib(grender.pid), len(os.listdir(tmp)),
+                            sum(1 for _, state in tree if state != "Z")))
+            time.sleep(0.5)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    watcher = threading.Thread(target=sampler)
+    failures = []
+    try:
+        start_t = time.perf_counter()
+        for t in threads:
+            t.start()
+        watcher.start()
+        for t in threads:
+            t.join()
+        watcher.join()
+        wall = time.perf_counter() - start_t
+        time.sleep(1)
+        tree = chromium_tree(grender.pid)
+        zombies = sum(1 for _, state in tree if state == "Z")
+        idle_procs = sum(1 for _, state in tree if state != "Z")
+        groups = {pid for pid, _ in tree}
+        temp_running = len(os.listdir(tmp))
+
+        def median(values):
+            values = sorted(values)
+            return values[len(values) // 2] if values else 0
+
+        # Drift: the median RSS of the last tenth against the second tenth (after warm-up).
+        early = [rss for n, rss, _, _ in samples if args.n * 0.1 <= n < args.n * 0.2]
+        late = [rss for n, rss, _, _ in samples if n >= args.n * 0.9]
+        drift = (median(late) / median(early) - 1) * 100 if early and late else 0.0
+        max_procs = max((p for *_, p in samples), default=0)
+        max_temp = max((e for _, _, e, _ in samples), default=0)
+    finally:
+        grender.terminate()
+        stub.terminate()
+        grender.wait(timeout=30)
+    time.sleep(1)
+    leftover_procs = group_members(groups)
+    leftover_temp = os.listdir(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if unexpected:
+        failures.append(f"{len(unexpected)} unexpected answers")
+    if zombies:
+        failures.append(f"{zombies} zombies")
+    if leftover_procs:
+        failures.append(f"{len(leftover_procs)} Chromium processes left after stop")
+    if leftover_temp:
+        failures.append(f"temp entries left after stop: {leftover_temp}")
+    # Short runs (CI) are still warming up: drift is printed, but only checked from 500 renders.
+    if drift >= 10 and args.n >= 500:
+        failures.append(f"RSS drift {drift:+.1f} %")
+    mix = ", ".join(f"{k} {len(v)} (p50 {median(v) * 1000:.0f} ms)" for k, v in took.items())
+    print(f"soak: {args.n} mixed renders in {wall:.0f} s from 4 clients: {mix}; unexpected answers "
+          f"{len(unexpected)}; RSS median {median(early) / 1024:.0f} MiB at 10-20 % -> {median(late) / 1024:.0f} MiB "
+          f"in the last 10 % (drift {drift:+.1f} %); Chromium processes max {max_procs}, idle at end {idle_procs}; "
+          f"temp entries max {max_temp}, at end {temp_running}; after stop: processes left {len(leftover_procs)}, "
+          f"temp entries left {len(leftover_temp)}, zombies {zombies}; failures {len(failures)}")
+    for f in failures + unexpected[:10]:
+        print("  " + f)
+    return 1 if failures else 0
+
+
 def main():
+    global PROFILE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["kill", "overload"])
-    ap.add_argument("-n", type=int, help="kills (default 50) or requests (default 300)")
+    ap.add_argument("mode", choices=["kill", "overload", "soak"])
+    ap.add_argument("-n", type=int, help="kills (default 50), requests (default 300) or renders (default 2000)")
+    ap.add_argument("--debug", action="store_true", help="use the debug builds (faster to build, for CI)")
+    ap.add_argument("--max-rss-mib", type=int, default=3072, help="overload: peak RSS bound (default 3072)")
     args = ap.parse_args()
+    if args.debug:
+        PROFILE = "debug"
     if args.n is None:
-        args.n = 50 if args.mode == "kill" else 300
-    sys.exit(kill(args) if args.mode == "kill" else overload(args))
+        args.n = {"kill": 50, "overload": 300, "soak": 2000}[args.mode]
+    sys.exit({"kill": kill, "overload": overload, "soak": soak}[args.mode](args))
 
 
 if __name__ == "__main__":

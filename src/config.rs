@@ -87,6 +87,35 @@ pub struct ServerOptions {
     #[arg(long = "server.shutdown-timeout", env = "SERVER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Longest request URL (path and query) accepted; longer ones get 414.
+    #[arg(
+        long = "server.max-url-bytes",
+        env = "SERVER_MAX_URL_BYTES",
+        default_value_t = 65536
+    )]
+    pub max_url_bytes: usize,
+
+    /// Largest total size of a request's headers; larger ones get 431.
+    #[arg(
+        long = "server.max-header-bytes",
+        env = "SERVER_MAX_HEADER_BYTES",
+        default_value_t = 65536
+    )]
+    pub max_header_bytes: usize,
+
+    /// Open client connections served at once; further ones get 503 with Retry-After.
+    #[arg(
+        long = "server.max-connections",
+        env = "SERVER_MAX_CONNECTIONS",
+        default_value_t = 512
+    )]
+    pub max_connections: usize,
+
+    /// How long a client may take to send a request's headers (and how long an idle
+    /// keep-alive connection stays open), against slow-client (slowloris) attacks.
+    #[arg(long = "server.header-read-timeout", env = "SERVER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
     /// Accepted X-Auth-Token values (Grafana's [rendering] renderer_token). Comma-separated in the environment.
     #[arg(long = "server.auth-token", env = "AUTH_TOKEN", default_value = "-", value_delimiter = ',', action = ArgAction::Append)]
     pub auth_tokens: Vec<String>,
@@ -300,6 +329,17 @@ impl ServerOptions {
             {
                 return bad(format!("{name} {} is not a readable file", path.display()));
             }
+        }
+        if self.max_url_bytes < 1024 || self.max_header_bytes < 1024 {
+            return bad(
+                "server.max-url-bytes and server.max-header-bytes must be at least 1024".into(),
+            );
+        }
+        if self.max_connections == 0 {
+            return bad("server.max-connections must be at least 1".into());
+        }
+        if self.header_read_timeout.is_zero() {
+            return bad("server.header-read-timeout must be above 0".into());
         }
         if self.concurrency == Some(0) {
             return bad("render.concurrency must be at least 1".into());

@@ -19,6 +19,7 @@ pub mod overrides;
 pub mod page;
 pub mod render;
 pub mod request;
+pub mod serve;
 pub mod tls;
 
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct Service {
     pub browsers: Arc<BrowserSupervisor>,
     /// HTTPS settings, when server.certificate-file and server.key-file are set.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Limits of the HTTP connection loop.
+    pub connections: serve::ConnectionLimits,
 }
 
 impl Service {
@@ -116,9 +119,19 @@ impl Service {
                 tokens,
                 limits,
                 metrics,
+                sizes: api::RequestSizeLimits {
+                    max_url_bytes: opts.max_url_bytes,
+                    max_header_bytes: opts.max_header_bytes,
+                },
             }),
             browsers,
             tls,
+            connections: serve::ConnectionLimits {
+                max_connections: opts.max_connections,
+                header_read_timeout: opts.header_read_timeout,
+                // Twice the named limits, so heads just over them get the named answer.
+                max_head_bytes: 2 * (opts.max_url_bytes + opts.max_header_bytes),
+            },
         })
     }
 
@@ -142,19 +155,19 @@ impl Service {
             let _ = stopping_tx.send(());
         };
         let router = self.router();
+        let limits = self.connections.clone();
+        let refused = self
+            .state
+            .metrics
+            .limits_refused
+            .with_label_values(&["server.max-connections"]);
         let server = async move {
             match &self.tls {
                 Some(config) => {
                     let tls = tls::TlsListener::new(listener, config.clone())?;
-                    axum::serve(tls, router)
-                        .with_graceful_shutdown(signal)
-                        .await
+                    serve::serve(tls, router, limits, refused, signal).await
                 }
-                None => {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(signal)
-                        .await
-                }
+                None => serve::serve(listener, router, limits, refused, signal).await,
             }
         };
         let browsers = self.browsers.clone();

@@ -38,6 +38,7 @@ pub struct Metrics {
     pub browser_restarts: IntGauge,
     pub chromium_rss: IntGauge,
     pub errors: IntCounterVec,
+    pub limits_refused: IntCounterVec,
 }
 
 fn seconds(name: &str, help: &str, buckets: Vec<f64>) -> HistogramOpts {
@@ -168,6 +169,13 @@ impl Metrics {
                 Opts::new("grender_errors_total", "Failed requests by error code."),
                 &["code"],
             )?,
+            limits_refused: IntCounterVec::new(
+                Opts::new(
+                    "grender_requests_refused_total",
+                    "Requests or connections refused by an HTTP server limit, by the option's name.",
+                ),
+                &["limit"],
+            )?,
             registry,
         };
         macro_rules! register {
@@ -196,7 +204,8 @@ impl Metrics {
             browser_renders,
             browser_restarts,
             chromium_rss,
-            errors
+            errors,
+            limits_refused
         );
         m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

@@ -343,3 +343,71 @@ async fn allowed_origins_hold_for_redirects_and_optionally_for_sub_resources() {
     );
     h.stop().await;
 }
+
+/// Whether any pixel on a coarse grid of the picture is pure red.
+fn shows_red(r: &common::Rendered) -> bool {
+    let img = r.png();
+    (0..img.width).step_by(25).any(|x| {
+        (0..img.height)
+            .step_by(25)
+            .any(|y| common::close(img.rgb(x, y), [255, 0, 0]))
+    })
+}
+
+#[tokio::test]
+async fn local_files_and_browser_pages_stay_out_of_reach_by_default() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let red = dir.path().join("red.html");
+    std::fs::write(
+        &red,
+        "<html><body style=\"margin:0;background:rgb(255,0,0)\"></body></html>",
+    )
+    .expect("writes");
+    let file_url = format!("file://{}", red.display());
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let red_data = "data:text/html,<body style=\"margin:0;background:rgb(255,0,0)\"></body>";
+
+    // Control: a data: iframe is allowed and covers the panel, so red shows when a frame loads.
+    let r = h
+        .render(
+            &h.stub.url(&format!("{SOLO}?frame={}", enc(red_data))),
+            &[("height", "500")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(shows_red(&r), "the control frame did not show");
+
+    // Frames the page may not show: local files (directly, through a redirect, as source).
+    let redirect_to_file = h.stub.url(&format!("/redirect?to={}", enc(&file_url)));
+    for frame in [
+        file_url.clone(),
+        redirect_to_file.clone(),
+        format!("view-source:{file_url}"),
+        "chrome://version".to_string(),
+    ] {
+        let r = h
+            .render(
+                &h.stub.url(&format!("{SOLO}?frame={}", enc(&frame))),
+                &[("height", "500")],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{frame}: {}", r.text());
+        assert!(!shows_red(&r), "{frame} was shown in a frame");
+    }
+
+    // The main frame may not be redirected to a local file or a data: page.
+    for to in [file_url.as_str(), red_data] {
+        let r = h
+            .render(
+                &h.stub.url(&format!("/redirect?to={}", enc(to))),
+                &[("height", "500")],
+            )
+            .await;
+        assert!(r.status >= 400, "redirect to {to} answered {}", r.status);
+        assert!(!r.text().is_empty(), "no reason given");
+    }
+    h.stop().await;
+}

@@ -103,10 +103,80 @@ proptest! {
     }
 
     #[test]
-    fn config_files_never_panic(yaml in "[a-z.:\\- \\n{}\\[\\],0-9\"]{0,80}") {
+    fn config_files_never_panic(yaml in prop_oneof![config_file(), "[a-z.:\\- \\n{}\\[\\],0-9\"]{0,80}"]) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, &yaml).unwrap();
-        let _ = grender::config::parse_cli(["grender", "server", &format!("--config={}", path.display())]);
+        if let Ok(cli) = grender::config::parse_cli(["grender", "server", &format!("--config={}", path.display())])
+            && let grender::config::Command::Server(opts) = cli.command
+            && let Err(e) = opts.validate()
+        {
+            prop_assert!(!e.to_string().is_empty() && !e.to_string().contains('\n'));
+        }
     }
+
+    #[test]
+    fn browser_overrides_never_panic(values in proptest::collection::vec("[ -~]{0,60}", 0..4)) {
+        let _ = grender::overrides::parse_all(&values);
+    }
+}
+
+/// Option names that the config file accepts (dotted, as in the Go service's YAML).
+const CONFIG_KEYS: &[&str] = &[
+    "log.level",
+    "log.format",
+    "server.addr",
+    "server.shutdown-timeout",
+    "server.auth-token",
+    "server.allow-missing-token",
+    "server.allowed-origin",
+    "server.block-other-hosts",
+    "api.default-encoding",
+    "browser.timezone",
+    "browser.min-width",
+    "browser.max-width",
+    "browser.max-height",
+    "browser.page-scale-factor",
+    "browser.max-page-scale-factor",
+    "browser.readiness.timeout",
+    "browser.context-reuse",
+    "browser.recycle-after",
+    "browser.memory-budget",
+    "browser.override",
+    "render.isolation",
+    "render.concurrency",
+    "render.queue-size",
+    "render.default-timeout",
+    "render.max-pixels",
+    "server.max-url-bytes",
+    "server.max-header-bytes",
+    "server.max-connections",
+    "server.header-read-timeout",
+];
+
+/// YAML documents built from real option names (flat or nested) with plausible and hostile values.
+fn config_file() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        "-?[0-9]{0,20}",
+        "[0-9]{1,6}(ns|us|ms|s|m|h|d|)",
+        "(true|false|yes|no|~|null|\"\")",
+        "\"[ -~]{0,24}\"",
+        "\\[[0-9a-z, \"]{0,24}\\]",
+        "\\{[a-z: ,]{0,16}\\}",
+        "(127.0.0.1|\\[::1\\]|0.0.0.0|):[0-9]{0,6}",
+        "[ -~]{0,24}",
+    ];
+    proptest::collection::vec(
+        (proptest::sample::select(CONFIG_KEYS), value, any::<bool>()),
+        0..8,
+    )
+    .prop_map(|entries| {
+        entries
+            .into_iter()
+            .map(|(key, value, nested)| match key.split_once('.') {
+                Some((section, rest)) if nested => format!("{section}:\n  {rest}: {value}\n"),
+                _ => format!("{key}: {value}\n"),
+            })
+            .collect()
+    })
 }

@@ -32,6 +32,16 @@ pub struct AppState {
     pub tokens: TokenCheck,
     pub limits: Limits,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub sizes: RequestSizeLimits,
+}
+
+/// Size limits of a request head, answered with a message naming the option to raise.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSizeLimits {
+    /// server.max-url-bytes: path and query.
+    pub max_url_bytes: usize,
+    /// server.max-header-bytes: all header names and values.
+    pub max_header_bytes: usize,
 }
 
 /// Builds the router with all routes.
@@ -48,6 +58,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/version", get(version))
         .route("/", get(|| async { "Grafana Image Renderer (grender)" }))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized_heads,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             text_error(
@@ -70,6 +84,52 @@ pub fn text_error(status: StatusCode, message: &str) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     resp
+}
+
+/// 414 / 431 for request heads over the configured sizes, before any other work.
+async fn refuse_oversized_heads(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let limits = state.sizes;
+    let url_bytes = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if url_bytes > limits.max_url_bytes {
+        state
+            .metrics
+            .limits_refused
+            .with_label_values(&["server.max-url-bytes"])
+            .inc();
+        return text_error(
+            StatusCode::URI_TOO_LONG,
+            &format!(
+                "[url-too-long] the request URL is {url_bytes} bytes, over server.max-url-bytes={}; \
+                 shorten the dashboard URL (fewer variable values) or raise server.max-url-bytes",
+                limits.max_url_bytes
+            ),
+        );
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        state
+            .metrics
+            .limits_refused
+            .with_label_values(&["server.max-header-bytes"])
+            .inc();
+        return text_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &format!(
+                "[headers-too-large] the request headers are {header_bytes} bytes, over server.max-header-bytes={}; \
+                 raise server.max-header-bytes if a proxy adds large headers",
+                limits.max_header_bytes
+            ),
+        );
+    }
+    next.run(req).await
 }
 
 async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {

@@ -15,6 +15,8 @@
 //! - `rows`: group the panels into this many rows (30 px headers), every second one collapsed;
 //! - `lazy=1`: panels query only once scrolled into view; `fail=1`: binding reports failure;
 //! - `probe=<origin>`: the page also loads an image from that origin (cookie scoping tests);
+//! - `frame=<url>`: the page also shows that URL in an iframe covering the whole viewport
+//!   (scheme-blocking tests);
 //! - `bundle`: KiB of application JavaScript the page loads, parses and runs before it boots,
 //!   like Grafana's bundle (default: the stand-in's [`StubOptions::bundle_kib`], 8 MiB unless
 //!   set; `bundle=0` for none). It is served with immutable cache headers.
@@ -299,6 +301,7 @@ async fn dashboard(
         "lazy": q.get("lazy").is_some_and(|v| v == "1"),
         "fail": q.get("fail").is_some_and(|v| v == "1"),
         "probe": q.get("probe"),
+        "frame": q.get("frame"),
         "bundle": num("bundle", shared.bundle_kib),
         "drawn": DRAWN_RGB,
         "background": BACKGROUND_RGB,
