@@ -18,7 +18,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 ENV LANG=en_US.UTF-8 LC_ALL=en_US.UTF-8
 # A numeric non-root user (Kubernetes runAsNonRoot), with a group-0 writable home for
-# OpenShift's arbitrary UIDs. As non-root, Chromium keeps its sandbox.
+# OpenShift's arbitrary UIDs. As non-root, Chromium keeps its sandbox where the runtime
+# allows user namespaces; under Docker's default seccomp profile it cannot start, and
+# browser.sandbox=auto (the default) renders without it and logs a warning.
 RUN groupadd --gid 65532 nonroot \
  && useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home nonroot \
  && chgrp 0 /home/nonroot && chmod g+rwX /home/nonroot

@@ -42,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         timezone: opts.default_timezone(),
         launch_timeout: Duration::from_secs(20),
         ca_file: None,
+        sandbox: opts.sandbox,
     };
     let (mut process, ws) = launch(&launch_opts).await?;
     let config = HandlerConfig {

@@ -154,6 +154,15 @@ pub struct ServerOptions {
     #[arg(long = "browser.ca-file", env = "BROWSER_CA_FILE")]
     pub ca_file: Option<PathBuf>,
 
+    /// Chromium's sandbox: auto keeps it when running as a non-root user and drops it with a
+    /// warning where it cannot start (no user namespaces); on refuses to run without it.
+    #[arg(
+        long = "browser.sandbox",
+        env = "BROWSER_SANDBOX",
+        default_value = "auto"
+    )]
+    pub sandbox: crate::browser::launch::SandboxMode,
+
     /// Extra Chromium flags; one value may hold several ("--a=1 --b").
     #[arg(long = "browser.flag", env = "BROWSER_FLAG", action = ArgAction::Append)]
     pub browser_flags: Vec<String>,

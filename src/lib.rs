@@ -69,6 +69,7 @@ impl Service {
                 timezone: timezone.clone(),
                 launch_timeout: Duration::from_secs(20),
                 ca_file: opts.ca_file.clone(),
+                sandbox: opts.sandbox,
             },
             context_reuse: opts.context_reuse,
             tabs: opts.effective_concurrency(),

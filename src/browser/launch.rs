@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -26,6 +27,85 @@ pub struct LaunchOptions {
     pub launch_timeout: Duration,
     /// CA certificates (PEM) Chromium should trust, for a Grafana behind a private CA.
     pub ca_file: Option<PathBuf>,
+    /// Whether Chromium keeps its sandbox (browser.sandbox).
+    pub sandbox: SandboxMode,
+}
+
+/// browser.sandbox: Chromium's sandbox confines each page's renderer; it cannot run as root
+/// and needs user namespaces, which containers often forbid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// Sandboxed unless running as root or the sandbox cannot start (then a warning).
+    Auto,
+    /// Always sandboxed: refuse to start without it (root cannot use it).
+    On,
+    /// Never sandboxed (`--no-sandbox`).
+    Off,
+}
+
+impl std::str::FromStr for SandboxMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(SandboxMode::Auto),
+            "on" | "true" => Ok(SandboxMode::On),
+            "off" | "false" => Ok(SandboxMode::Off),
+            other => Err(format!("'{other}' is not one of auto, on, off")),
+        }
+    }
+}
+
+/// Set once Chromium reported that its sandbox cannot start here, so that relaunches
+/// (recycling, crashes) go straight to the unsandboxed start in auto mode.
+static SANDBOX_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
+/// Whether Chromium runs sandboxed in this process right now, for logs and `grender doctor`.
+pub fn sandbox_state(mode: SandboxMode) -> &'static str {
+    match mode {
+        SandboxMode::Off => "off (browser.sandbox=off)",
+        _ if running_as_root() => "off (running as root, where Chromium cannot use it)",
+        SandboxMode::Auto if SANDBOX_UNAVAILABLE.load(Ordering::Relaxed) => {
+            "off (unavailable here: no user namespaces)"
+        }
+        _ => "on",
+    }
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Chromium's message when it needs a sandbox it cannot get.
+const NO_SANDBOX_MESSAGE: &str = "No usable sandbox";
+
+/// A fix for the Chromium start-up failures users meet most, from Chromium's own output.
+pub fn launch_failure_fix(output: &str) -> Option<String> {
+    if output.contains(NO_SANDBOX_MESSAGE) {
+        return Some(
+            "Fix: Chromium's sandbox needs user namespaces, which this machine or container forbids \
+             (Docker's default seccomp profile, Ubuntu's AppArmor restriction, user.max_user_namespaces=0). \
+             Allow them, or set browser.sandbox=auto (falls back with a warning) or off"
+                .into(),
+        );
+    }
+    if output.contains("Running as root without --no-sandbox") {
+        return Some(
+            "Fix: Chromium's sandbox cannot run as root; run grender as a non-root user, or set browser.sandbox=auto"
+                .into(),
+        );
+    }
+    if let Some(rest) = output
+        .split("error while loading shared libraries: ")
+        .nth(1)
+    {
+        let lib = rest.split(':').next().unwrap_or(rest).trim();
+        return Some(format!(
+            "Fix: the system library {lib} is missing; install Chromium with its libraries \
+             (Debian/Ubuntu: apt-get install chromium-headless-shell, or chromium)"
+        ));
+    }
+    None
 }
 
 /// A running Chromium tree. Dropping it kills the tree and reaps the main process.
@@ -102,16 +182,48 @@ fn base_flags(profile: &std::path::Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        flags.push("--no-sandbox".into());
-    }
     flags.push(format!("--user-data-dir={}", profile.display()));
     flags
 }
 
-/// Starts Chromium and returns it with its DevTools websocket URL.
+/// Starts Chromium and returns it with its DevTools websocket URL. As a non-root user the
+/// sandbox is kept; in auto mode a sandbox that cannot start is dropped with a warning.
 pub async fn launch(opts: &LaunchOptions) -> Result<(ChromiumProcess, String), String> {
+    let unsandboxed = match opts.sandbox {
+        SandboxMode::Off => true,
+        SandboxMode::On => false,
+        SandboxMode::Auto => running_as_root() || SANDBOX_UNAVAILABLE.load(Ordering::Relaxed),
+    };
+    let result = launch_once(opts, unsandboxed).await;
+    match result {
+        Err(msg) if !unsandboxed && msg.contains(NO_SANDBOX_MESSAGE) => {
+            if opts.sandbox == SandboxMode::Auto {
+                SANDBOX_UNAVAILABLE.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    "Chromium's sandbox cannot start here (no user namespaces), so pages render without it. \
+                     To keep it, allow user namespaces for this container; browser.sandbox=off silences this warning"
+                );
+                launch_once(opts, true).await
+            } else {
+                Err(with_fix(msg))
+            }
+        }
+        Err(msg) => Err(with_fix(msg)),
+        ok => ok,
+    }
+}
+
+fn with_fix(msg: String) -> String {
+    match launch_failure_fix(&msg) {
+        Some(fix) => format!("{msg}. {fix}"),
+        None => msg,
+    }
+}
+
+async fn launch_once(
+    opts: &LaunchOptions,
+    unsandboxed: bool,
+) -> Result<(ChromiumProcess, String), String> {
     let profile = tempfile::Builder::new()
         .prefix("grender-chromium-")
         .tempdir()
@@ -124,8 +236,11 @@ pub async fn launch(opts: &LaunchOptions) -> Result<(ChromiumProcess, String), S
         trust_ca(&home, ca)?;
         cmd.env("HOME", &home);
     }
-    cmd.args(base_flags(profile.path()))
-        .args(&opts.extra_flags)
+    cmd.args(base_flags(profile.path()));
+    if unsandboxed {
+        cmd.arg("--no-sandbox");
+    }
+    cmd.args(&opts.extra_flags)
         .arg("about:blank")
         .env("TZ", &opts.timezone)
         .stdin(Stdio::null())
@@ -263,5 +378,38 @@ fn drain_stderr(stderr: std::process::ChildStderr, tx: oneshot::Sender<Result<St
         let _ = tx.send(Err(format!(
             "Chromium exited before it was ready: {detail}"
         )));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_up_failures_come_with_their_fix() {
+        let sandbox = "Chromium exited before it was ready: [1124/225447.350466:ERROR:content/browser/zygote_host/\
+                       zygote_host_impl_linux.cc:130] No usable sandbox! If this is a Debian system, please install";
+        assert!(launch_failure_fix(sandbox).is_some_and(|f| f.contains("browser.sandbox")));
+        let root = "[ERROR:zygote_host_impl_linux.cc(100)] Running as root without --no-sandbox is not supported.";
+        assert!(launch_failure_fix(root).is_some_and(|f| f.contains("non-root")));
+        let libs = "/usr/lib/chromium/chromium: error while loading shared libraries: libnss3.so: cannot open \
+                    shared object file: No such file or directory";
+        let fix = launch_failure_fix(libs).unwrap_or_default();
+        assert!(
+            fix.contains("libnss3.so") && fix.contains("apt-get install"),
+            "{fix}"
+        );
+        assert_eq!(
+            launch_failure_fix("Chromium exited before it was ready: no output"),
+            None
+        );
+    }
+
+    #[test]
+    fn sandbox_modes_parse() {
+        assert_eq!("auto".parse(), Ok(SandboxMode::Auto));
+        assert_eq!("on".parse(), Ok(SandboxMode::On));
+        assert_eq!("off".parse(), Ok(SandboxMode::Off));
+        assert!("maybe".parse::<SandboxMode>().is_err());
     }
 }

@@ -266,7 +266,7 @@ async fn supervise(
         let started = tokio::time::Instant::now();
         match connect(&opts, generation, &shutdown).await {
             Ok((live, process, handler)) => {
-                tracing::info!(pid = live.pid, version = %live.version, generation, "Chromium is ready");
+                tracing::info!(pid = live.pid, version = %live.version, generation, sandbox = launch::sandbox_state(opts.launch.sandbox), "Chromium is ready");
                 let live = Arc::new(live);
                 pool::watch_crashes(&live);
                 pool::prewarm(&live, 1).await;

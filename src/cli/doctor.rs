@@ -71,7 +71,14 @@ pub async fn run(args: DoctorArgs) -> u8 {
                     BrowserState::Ready(b) => b.version.clone(),
                     _ => "?".into(),
                 };
-                report.ok("chromium", format!("{version} starts ({})", path.display()));
+                report.ok(
+                    "chromium",
+                    format!(
+                        "{version} starts ({}), sandbox {}",
+                        path.display(),
+                        crate::browser::launch::sandbox_state(args.server.sandbox)
+                    ),
+                );
                 Some(service)
             }
             Err(e) => {
