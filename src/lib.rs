@@ -110,6 +110,7 @@ impl Service {
             default_timeout: opts.default_timeout,
             landscape: !opts.portrait,
             max_pixels: opts.max_pixels,
+            optimize_png: opts.optimize_png,
             allowed_origins,
             overrides: overrides::parse_all(&opts.browser_overrides)?,
         };

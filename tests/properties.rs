@@ -17,7 +17,7 @@ fn value() -> impl Strategy<Value = String> {
         "-?[0-9]{0,12}",
         "-?[0-9]{0,4}\\.[0-9]{0,8}",
         "[0-9]{1,5}(ns|us|ms|s|m|h)",
-        "(png|pdf|csv|PNG| pdf |)",
+        "(png|pdf|csv|PNG| pdf |jpeg|jpg|webp|gif)",
         "(a[0-6]|letter|legal|tabloid|ledger|b5)",
         "[0-9 ,-]{0,12}",
         "(true|false|1|0|maybe)",
@@ -43,6 +43,11 @@ fn query() -> impl Strategy<Value = String> {
         Just("pdf.printBackground".to_string()),
         Just("pdf.pageRanges".to_string()),
         Just("filePath".to_string()),
+        Just("quality".to_string()),
+        Just("optimize".to_string()),
+        Just("colors".to_string()),
+        Just("thumbnail".to_string()),
+        Just("greyscale".to_string()),
         any::<String>(),
     ];
     proptest::collection::vec((key, value()), 0..12).prop_map(|pairs| {
@@ -69,6 +74,11 @@ proptest! {
                     prop_assert!(v.scale > 0.0 && v.scale <= 4.0);
                     let scheme = url::Url::parse(&req.url).map(|u| u.scheme().to_string()).unwrap_or_default();
                     prop_assert!(scheme == "http" || scheme == "https", "accepted {:?}", req.url);
+                    if let grender::output::Output::Picture(p) = &req.output {
+                        prop_assert!(p.quality.is_none_or(|q| (1..=100).contains(&q)));
+                        prop_assert!(p.colors.is_none_or(|c| (2..=256).contains(&c)));
+                        prop_assert!(p.thumbnail.is_none_or(|t| (16..=4096).contains(&t)));
+                    }
                 }
                 Err(ParamError::Bad(m) | ParamError::Forbidden(m)) => prop_assert!(!m.is_empty() && !m.contains('\n')),
             }

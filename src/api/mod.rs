@@ -250,6 +250,7 @@ async fn run(
     let content_type = req.output.content_type();
     let (path, encoding) = match &req.output {
         crate::output::Output::Png => ("GET /render", "png"),
+        crate::output::Output::Picture(p) => ("GET /render", p.format.name()),
         crate::output::Output::Pdf(_) => ("GET /render", "pdf"),
         crate::output::Output::Csv { .. } => ("GET /render/csv", "csv"),
     };

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::duration::parse_duration;
 use crate::output::Output;
 use crate::output::pdf::{self, PdfOptions};
+use crate::output::picture::{PictureFormat, PictureOptions};
 use crate::request::{Deadline, RenderCookie, RenderRequest, Viewport};
 
 /// Server-side bounds and defaults applied to every request.
@@ -25,6 +26,8 @@ pub struct Limits {
     pub default_timeout: Duration,
     pub landscape: bool,
     pub max_pixels: u64,
+    /// render.optimize-png: recompress PNGs unless a request says `optimize=false`.
+    pub optimize_png: bool,
     /// `scheme://host:port` origins allowed as targets; empty allows all.
     pub allowed_origins: Vec<url::Origin>,
     /// `browser.override` entries.
@@ -45,6 +48,7 @@ impl Default for Limits {
             default_timeout: Duration::from_secs(60),
             landscape: true,
             max_pixels: 60_000_000,
+            optimize_png: false,
             allowed_origins: vec![],
             overrides: vec![],
         }
@@ -120,9 +124,9 @@ pub fn parse_render_query(
     } else {
         encoding
     };
-    if !matches!(encoding.as_str(), "png" | "pdf") {
+    if !matches!(encoding.as_str(), "png" | "pdf" | "jpeg" | "jpg" | "webp") {
         return bad(format!(
-            "invalid 'encoding' query parameter: {encoding:?} (use png or pdf)"
+            "invalid 'encoding' query parameter: {encoding:?} (use png, pdf, jpeg or webp)"
         ));
     }
 
@@ -194,9 +198,10 @@ pub fn parse_render_query(
         Some(v) => v == "true",
         None => limits.landscape,
     };
-    let output = match encoding.as_str() {
-        "pdf" => Output::Pdf(pdf_options(&pairs, &url, landscape)?),
-        _ => Output::Png,
+    let output = match picture_options(&pairs, &encoding, limits.optimize_png)? {
+        Some(picture) => Output::Picture(picture),
+        None if encoding == "pdf" => Output::Pdf(pdf_options(&pairs, &url, landscape)?),
+        None => Output::Png,
     };
     let timezone = get("timezone")
         .map(str::trim)
@@ -225,6 +230,90 @@ pub fn parse_render_query(
         first_signal_grace: knobs.as_ref().and_then(|k| k.give_up_on_first_query),
         deadline: Deadline::after(timeout),
     })
+}
+
+/// Query parameters of the opt-in smaller pictures.
+const PICTURE_PARAMS: [&str; 6] = [
+    "quality",
+    "optimize",
+    "colors",
+    "thumbnail",
+    "greyscale",
+    "grayscale",
+];
+
+/// The opt-in picture options; None for Chromium's plain PNG (and for PDFs).
+fn picture_options(
+    pairs: &[(String, String)],
+    encoding: &str,
+    default_optimize: bool,
+) -> Result<Option<PictureOptions>, ParamError> {
+    let get = |name: &str| first(pairs, name).map(str::trim).filter(|v| !v.is_empty());
+    let bad = |m: String| Err(ParamError::Bad(m));
+    let format = match encoding {
+        "jpeg" | "jpg" => PictureFormat::Jpeg,
+        "webp" => PictureFormat::Webp,
+        "png" => PictureFormat::Png,
+        _ => {
+            if let Some(name) = PICTURE_PARAMS.iter().find(|n| get(n).is_some()) {
+                return bad(format!(
+                    "the '{name}' query parameter applies to pictures (png, jpeg, webp), not to {encoding}"
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    let flag = |name: &str| -> Result<Option<bool>, ParamError> {
+        match get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(None),
+            Some("true" | "1") => Ok(Some(true)),
+            Some("false" | "0") => Ok(Some(false)),
+            Some(other) => Err(ParamError::Bad(format!(
+                "invalid '{name}' query parameter: {other:?} (use true or false)"
+            ))),
+        }
+    };
+    let ranged = |name: &str, min: u32, max: u32| -> Result<Option<u32>, ParamError> {
+        match get(name) {
+            None => Ok(None),
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(ParamError::Bad(format!(
+                    "invalid '{name}' query parameter: {v:?} (use a whole number from {min} to {max})"
+                ))),
+            },
+        }
+    };
+    let quality = ranged("quality", 1, 100)?.map(|q| q as u8);
+    let colors = ranged("colors", 2, 256)?.map(|c| c as u16);
+    let thumbnail = ranged("thumbnail", 16, 4096)?;
+    let greyscale = flag("greyscale")?.or(flag("grayscale")?).unwrap_or(false);
+    let optimize = flag("optimize")?.unwrap_or(default_optimize);
+    if format == PictureFormat::Png && quality.is_some() {
+        return bad(
+            "the 'quality' query parameter applies to jpeg and webp; for smaller PNGs use optimize=true or colors=256"
+                .into(),
+        );
+    }
+    if format != PictureFormat::Png && colors.is_some() {
+        return bad("the 'colors' query parameter applies to png".into());
+    }
+    let plain = format == PictureFormat::Png
+        && !optimize
+        && colors.is_none()
+        && thumbnail.is_none()
+        && !greyscale;
+    if plain {
+        return Ok(None);
+    }
+    Ok(Some(PictureOptions {
+        format,
+        quality,
+        optimize: optimize && format == PictureFormat::Png,
+        colors,
+        thumbnail,
+        greyscale,
+    }))
 }
 
 /// Parses the `/render/csv` query (SPEC A.6): the same url, timeout, time zone, render key

@@ -15,10 +15,11 @@ use crate::render::identity::Identity;
 pub struct RenderArgs {
     /// The Grafana page to render (http or https).
     pub url: String,
-    /// Where to write the picture; `.pdf` selects PDF unless --encoding says otherwise.
+    /// Where to write the picture; `.pdf`, `.jpg`/`.jpeg` and `.webp` select their encoding
+    /// unless --encoding says otherwise.
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
-    /// png or pdf (default: from the output file's extension).
+    /// png, pdf, jpeg or webp (default: from the output file's extension).
     #[arg(long)]
     pub encoding: Option<String>,
     #[arg(long)]
@@ -53,6 +54,21 @@ pub struct RenderArgs {
     /// PDF orientation.
     #[arg(long = "pdf-landscape")]
     pub pdf_landscape: Option<bool>,
+    /// JPEG / WebP quality, 1–100.
+    #[arg(long)]
+    pub quality: Option<u8>,
+    /// Lossless PNG recompression.
+    #[arg(long)]
+    pub optimize: bool,
+    /// A palette PNG with at most this many colours (2–256).
+    #[arg(long)]
+    pub colors: Option<u16>,
+    /// Downscale to this width in pixels.
+    #[arg(long)]
+    pub thumbnail: Option<u32>,
+    /// Grey levels only, for e-paper displays.
+    #[arg(long)]
+    pub greyscale: bool,
     #[command(flatten)]
     pub server: ServerOptions,
 }
@@ -60,11 +76,15 @@ pub struct RenderArgs {
 /// Runs the command; returns the process exit code.
 pub async fn run(args: RenderArgs) -> u8 {
     let encoding = args.encoding.clone().unwrap_or_else(|| {
-        let pdf = args
+        let ext = args
             .output
             .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("pdf"));
-        if pdf { "pdf".into() } else { "png".into() }
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match ext.as_deref() {
+            Some(e @ ("pdf" | "webp" | "jpeg")) => e.into(),
+            Some("jpg") => "jpeg".into(),
+            _ => "png".into(),
+        }
     });
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query
@@ -80,6 +100,11 @@ pub async fn run(args: RenderArgs) -> u8 {
         ("domain", args.domain.clone()),
         ("pdf.format", args.pdf_format.clone()),
         ("pdf.landscape", args.pdf_landscape.map(|v| v.to_string())),
+        ("quality", args.quality.map(|v| v.to_string())),
+        ("optimize", args.optimize.then(|| "true".into())),
+        ("colors", args.colors.map(|v| v.to_string())),
+        ("thumbnail", args.thumbnail.map(|v| v.to_string())),
+        ("greyscale", args.greyscale.then(|| "true".into())),
     ];
     for (k, v) in optional {
         if let Some(v) = v {

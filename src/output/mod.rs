@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod pdf;
+pub mod picture;
 
 use base64::Engine;
 use chromiumoxide::Page;
@@ -14,7 +15,10 @@ use crate::error::RenderError;
 /// The format of a `/render` answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
+    /// Chromium's PNG as is: what Grafana expects.
     Png,
+    /// An opt-in smaller picture: JPEG, WebP, optimised, palette, thumbnail, greyscale.
+    Picture(picture::PictureOptions),
     Pdf(pdf::PdfOptions),
     /// The file Grafana's `d-csv` page downloads; `file_name` overrides its name.
     Csv {
@@ -27,6 +31,7 @@ impl Output {
     pub fn content_type(&self) -> &'static str {
         match self {
             Output::Png => "image/png",
+            Output::Picture(p) => p.format.content_type(),
             Output::Pdf(_) => "application/pdf",
             Output::Csv { .. } => "text/csv",
         }
@@ -42,6 +47,28 @@ impl Output {
 pub async fn png(page: &Page) -> Result<bytes::Bytes, RenderError> {
     let params = CaptureScreenshotParams::builder()
         .format(CaptureScreenshotFormat::Png)
+        .from_surface(true)
+        .capture_beyond_viewport(false)
+        .build();
+    let shot = page
+        .execute(params)
+        .await
+        .map_err(|e| RenderError::cdp("capturing the picture", e))?;
+    decode(shot.result.data.as_ref(), "decoding the picture")
+}
+
+/// Captures the viewport as JPEG or lossy WebP with Chromium's own encoders.
+pub async fn native(
+    page: &Page,
+    format: picture::PictureFormat,
+    quality: u8,
+) -> Result<bytes::Bytes, RenderError> {
+    let params = CaptureScreenshotParams::builder()
+        .format(match format {
+            picture::PictureFormat::Webp => CaptureScreenshotFormat::Webp,
+            _ => CaptureScreenshotFormat::Jpeg,
+        })
+        .quality(quality as i64)
         .from_surface(true)
         .capture_beyond_viewport(false)
         .build();

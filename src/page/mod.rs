@@ -281,6 +281,13 @@ async fn drive(
                 .unwrap_or_else(|| req.viewport.start_height());
             output::png_tiled(page, req.viewport.width, height, req.viewport.scale).await?
         }
+        Output::Picture(opts) => {
+            let height = full
+                .as_ref()
+                .map(|f| f.height)
+                .unwrap_or_else(|| req.viewport.start_height());
+            picture(page, opts, req, height).await?
+        }
         Output::Pdf(pdf) => output::pdf::print(page, pdf, req.viewport.scale).await?,
         Output::Csv { .. } => {
             return Err(RenderError::cdp(
@@ -295,6 +302,28 @@ async fn drive(
         file_name: None,
         steps: Vec::new(),
     })
+}
+
+/// An opt-in picture: Chromium's JPEG/WebP where it can, else its PNG converted here off the
+/// async threads.
+async fn picture(
+    page: &Page,
+    opts: &output::picture::PictureOptions,
+    req: &RenderRequest,
+    height: u32,
+) -> Result<bytes::Bytes, RenderError> {
+    let (width, scale) = (req.viewport.width, req.viewport.scale);
+    let device_height = height as f64 * scale;
+    if opts.chromium_encodes() && device_height <= output::TILE_DEVICE_PX as f64 {
+        return output::native(page, opts.format, opts.quality()).await;
+    }
+    let png = output::png_tiled(page, width, height, scale).await?;
+    let opts = opts.clone();
+    let time_left = req.deadline.remaining();
+    tokio::task::spawn_blocking(move || output::picture::convert(&png, &opts, time_left))
+        .await
+        .map_err(|e| RenderError::cdp("converting the picture", e))?
+        .map(Into::into)
 }
 
 /// Adds what the page was still doing to a readiness timeout.
