@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod output;
 pub mod overrides;
 pub mod page;
+pub mod plugin;
 pub mod render;
 pub mod request;
 pub mod serve;
@@ -187,5 +188,20 @@ impl Service {
         };
         browsers.shutdown().await;
         result
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT: how Docker, Kubernetes and Grafana ask grender to stop.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; finishing renders in progress"),
+        _ = int.recv() => tracing::info!("SIGINT received; finishing renders in progress"),
     }
 }

@@ -6,6 +6,10 @@ use grender::Service;
 use grender::config::{Command, ServerOptions, parse_cli_with_sources};
 
 fn main() -> ExitCode {
+    // Started by Grafana as its renderer plugin (or a plugin executable run by hand).
+    if let Some(code) = grender::plugin::entry() {
+        return code;
+    }
     for (name, value) in grender::config::node_env_aliases(|k| std::env::var(k).ok()) {
         // SAFETY: no other thread exists yet; the runtime starts later.
         unsafe { std::env::set_var(name, value) };
@@ -125,7 +129,7 @@ fn run_server(opts: ServerOptions) -> ExitCode {
                 tracing::error!("Chromium could not be started: {e}");
             }
         });
-        match service.serve(listener, shutdown_signal(), opts.shutdown_timeout).await {
+        match service.serve(listener, grender::shutdown_signal(), opts.shutdown_timeout).await {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS
@@ -136,20 +140,6 @@ fn run_server(opts: ServerOptions) -> ExitCode {
             }
         }
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received; finishing renders in progress"),
-        _ = int.recv() => tracing::info!("SIGINT received; finishing renders in progress"),
-    }
 }
 
 fn init_logging(opts: &ServerOptions) {

@@ -1,0 +1,245 @@
+//! The gRPC services Grafana calls on a renderer plugin: `Renderer` (Render, RenderCSV),
+//! `Diagnostics` (CheckHealth, CollectMetrics) and go-plugin's `GRPCController` (Shutdown).
+//! Each request becomes the same typed request as an HTTP one and runs through the same
+//! renderer; the result is written to the file Grafana named.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tonic::{Request, Response, Status};
+
+use super::proto::plugin::{Empty, grpc_controller_server::GrpcController};
+use super::proto::pluginextensionv2::{
+    RenderCsvRequest, RenderCsvResponse, RenderRequest, RenderResponse, StringList,
+    renderer_server::Renderer,
+};
+use super::proto::pluginv2::{
+    CheckHealthRequest, CheckHealthResponse, CollectMetricsRequest, CollectMetricsResponse,
+    check_health_response::HealthStatus, collect_metrics_response::Payload,
+    diagnostics_server::Diagnostics,
+};
+use crate::api::AppState;
+use crate::api::auth::AuthOutcome;
+use crate::api::params::{ParamError, parse_csv_query, parse_render_query};
+use crate::browser::BrowserState;
+
+/// What Grafana's side shows for a token mismatch; it expects exactly this text.
+const UNAUTHORIZED: &str = "Unauthorized request";
+
+/// The renderer plugin's services, sharing the HTTP service's state.
+#[derive(Clone)]
+pub struct PluginServices {
+    pub state: Arc<AppState>,
+    /// Fired by go-plugin's Shutdown call.
+    pub shutdown: Arc<tokio::sync::Notify>,
+}
+
+impl PluginServices {
+    /// The index of the accepted token `given` matches; UNAUTHENTICATED otherwise, with one
+    /// log line that says which setting to change (never either value).
+    fn authorize(&self, given: &str) -> Result<usize, Status> {
+        match self.state.tokens.check(Some(given.as_bytes())) {
+            AuthOutcome::Valid(index) => Ok(index),
+            _ => {
+                tracing::warn!(
+                    "refused a render: the auth token Grafana sent does not match. Grafana's [rendering] renderer_token \
+                     (or [plugin.grafana-image-renderer] auth_token) must equal this plugin's GF_PLUGIN_AUTH_TOKEN \
+                     (default \"-\")"
+                );
+                Err(Status::unauthenticated(UNAUTHORIZED))
+            }
+        }
+    }
+
+    /// Parses the request as `/render` would, runs it and writes the answer to `file_path`.
+    async fn run(
+        &self,
+        token: usize,
+        query: String,
+        headers: &HashMap<String, StringList>,
+        file_path: &str,
+        csv: bool,
+    ) -> Result<(String, Option<String>), Status> {
+        let language = header(headers, "accept-language");
+        let parsed = if csv {
+            parse_csv_query(&query, language.as_deref(), &self.state.limits)
+        } else {
+            parse_render_query(&query, language.as_deref(), &self.state.limits)
+        };
+        let req = match parsed {
+            Ok(req) => req,
+            Err(ParamError::Forbidden(m)) => {
+                return Err(Status::invalid_argument(format!(
+                    "Forbidden query url protocol: {m}"
+                )));
+            }
+            Err(ParamError::Bad(m)) => return Ok((format!("[bad-request] {m}"), None)),
+        };
+        if file_path.is_empty() {
+            return Ok(("[bad-request] filePath is empty".into(), None));
+        }
+        let started = Instant::now();
+        let target = crate::request::without_secrets(&req.url).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let identity = crate::render::identity::identify(
+            req.cookie.as_ref(),
+            self.state.tokens.token(token),
+            now,
+        );
+        let _in_flight = crate::metrics::InFlight::start(&self.state.metrics);
+        let outcome = self.state.renderer.render(req, identity).await;
+        let (path, encoding) = if csv {
+            ("grpc RenderCSV", "csv")
+        } else {
+            ("grpc Render", "png")
+        };
+        match outcome {
+            Ok(capture) => {
+                if let Err(e) = tokio::fs::write(file_path, &capture.bytes).await {
+                    tracing::error!(url = %target, "cannot write {file_path}: {e}");
+                    return Ok((format!("cannot write {file_path}: {e}"), None));
+                }
+                let mode = format!("{:?}", capture.mode).to_lowercase();
+                self.state.metrics.observe_request(
+                    path,
+                    200,
+                    encoding,
+                    &mode,
+                    started.elapsed(),
+                    capture.bytes.len(),
+                );
+                tracing::info!(url = %target, bytes = capture.bytes.len(), ms = started.elapsed().as_millis() as u64, "rendered");
+                Ok((String::new(), capture.file_name.clone()))
+            }
+            Err(e) => {
+                self.state.metrics.observe_request(
+                    path,
+                    e.status(),
+                    encoding,
+                    "unknown",
+                    started.elapsed(),
+                    0,
+                );
+                self.state
+                    .metrics
+                    .errors
+                    .with_label_values(&[e.code()])
+                    .inc();
+                tracing::warn!(url = %target, code = e.code(), ms = started.elapsed().as_millis() as u64, "render failed: {e}");
+                Ok((format!("[{}] {e}", e.code()), None))
+            }
+        }
+    }
+}
+
+/// The first value of a forwarded header; Grafana sends a list per name.
+fn header(headers: &HashMap<String, StringList>, name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.values.join(";"))
+        .filter(|v| !v.is_empty())
+}
+
+/// A `/render` query from the fields that are set.
+fn query(pairs: &[(&str, String)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty() && v != "0") {
+        q.append_pair(k, v);
+    }
+    q.finish()
+}
+
+#[tonic::async_trait]
+impl Renderer for PluginServices {
+    async fn render(
+        &self,
+        request: Request<RenderRequest>,
+    ) -> Result<Response<RenderResponse>, Status> {
+        let r = request.into_inner();
+        let token = self.authorize(&r.auth_token)?;
+        let q = query(&[
+            ("url", r.url.clone()),
+            ("width", r.width.to_string()),
+            ("height", r.height.to_string()),
+            ("deviceScaleFactor", r.device_scale_factor.to_string()),
+            ("renderKey", r.render_key.clone()),
+            ("domain", r.domain.clone()),
+            ("timeout", r.timeout.to_string()),
+            ("timezone", r.timezone.clone()),
+            ("encoding", r.encoding.clone()),
+        ]);
+        let (error, _) = self.run(token, q, &r.headers, &r.file_path, false).await?;
+        Ok(Response::new(RenderResponse { error }))
+    }
+
+    async fn render_csv(
+        &self,
+        request: Request<RenderCsvRequest>,
+    ) -> Result<Response<RenderCsvResponse>, Status> {
+        let r = request.into_inner();
+        let token = self.authorize(&r.auth_token)?;
+        let q = query(&[
+            ("url", r.url.clone()),
+            ("renderKey", r.render_key.clone()),
+            ("domain", r.domain.clone()),
+            ("timeout", r.timeout.to_string()),
+            ("timezone", r.timezone.clone()),
+            ("filePath", r.file_path.clone()),
+        ]);
+        let (error, file_name) = self.run(token, q, &r.headers, &r.file_path, true).await?;
+        Ok(Response::new(RenderCsvResponse {
+            error,
+            file_name: file_name.unwrap_or_default(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl Diagnostics for PluginServices {
+    async fn check_health(
+        &self,
+        _request: Request<CheckHealthRequest>,
+    ) -> Result<Response<CheckHealthResponse>, Status> {
+        let browsers = self.state.renderer.browsers();
+        let (status, message, version) = match browsers.state() {
+            BrowserState::Ready(b) => (HealthStatus::Ok, "Success".to_string(), b.version.clone()),
+            BrowserState::Starting => (HealthStatus::Ok, "Success".into(), String::new()),
+            BrowserState::Failed(e) => (HealthStatus::Error, e, String::new()),
+            BrowserState::Stopped => (
+                HealthStatus::Error,
+                "Chromium is stopped".into(),
+                String::new(),
+            ),
+        };
+        let details = serde_json::json!({ "browserVersion": version }).to_string();
+        Ok(Response::new(CheckHealthResponse {
+            status: status as i32,
+            message,
+            json_details: details.into_bytes(),
+        }))
+    }
+
+    async fn collect_metrics(
+        &self,
+        _request: Request<CollectMetricsRequest>,
+    ) -> Result<Response<CollectMetricsResponse>, Status> {
+        Ok(Response::new(CollectMetricsResponse {
+            metrics: Some(Payload {
+                prometheus: self.state.metrics.render().into_bytes(),
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl GrpcController for PluginServices {
+    async fn shutdown(&self, _request: Request<Empty>) -> Result<Response<Empty>, Status> {
+        self.shutdown.notify_one();
+        Ok(Response::new(Empty {}))
+    }
+}

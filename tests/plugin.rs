@@ -1,0 +1,357 @@
+//! Plugin mode, seen from Grafana's side: this test is the go-plugin host. It starts the
+//! binary with the magic cookie and Grafana's environment, reads the handshake line, and
+//! calls the gRPC services Grafana calls, rendering the stand-in.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use grafana_stub::GrafanaStub;
+use grender::plugin::proto::plugin::{Empty, grpc_controller_client::GrpcControllerClient};
+use grender::plugin::proto::pluginextensionv2::{
+    RenderCsvRequest, RenderRequest, StringList, renderer_client::RendererClient,
+};
+use grender::plugin::proto::pluginv2::{
+    CheckHealthRequest, CollectMetricsRequest, diagnostics_client::DiagnosticsClient,
+};
+use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+const PLUGIN_TOKEN: &str = "plugin-secret";
+
+/// The plugin process as Grafana runs it; killed on drop.
+struct Plugin {
+    child: Child,
+    handshake: String,
+    channel: Channel,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Plugin {
+    /// Starts the binary like go-plugin does and connects to the address it announces.
+    async fn start(extra_env: &[(&str, &str)]) -> Plugin {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_grender"));
+        cmd.env("grafana_plugin_type", "datasource")
+            .env("PLUGIN_PROTOCOL_VERSIONS", "1,2")
+            .env("PLUGIN_MIN_PORT", "10000")
+            .env("PLUGIN_MAX_PORT", "25000")
+            .env("GF_PLUGIN_AUTH_TOKEN", format!("first {PLUGIN_TOKEN}"))
+            .env("GF_PLUGIN_RENDERING_ARGS", "--disable-gpu")
+            .envs(extra_env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("the plugin starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (mut pipe, sink) = (child.stderr.take().expect("stderr"), stderr.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+        let handshake = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        });
+        let handshake = tokio::time::timeout(Duration::from_secs(60), handshake)
+            .await
+            .expect("a handshake within go-plugin's minute")
+            .expect("reader")
+            .expect("a line");
+        let handshake = handshake.trim_end().to_string();
+        let parts: Vec<&str> = handshake.split('|').collect();
+        assert_eq!(parts.len(), 5, "handshake {handshake:?}");
+        assert_eq!(
+            (parts[0], parts[1], parts[2], parts[4]),
+            ("1", "2", "tcp", "grpc"),
+            "handshake {handshake:?}"
+        );
+        assert!(
+            parts[3].starts_with("127.0.0.1:"),
+            "handshake {handshake:?}"
+        );
+        let channel = Channel::from_shared(format!("http://{}", parts[3]))
+            .expect("address")
+            .connect()
+            .await
+            .expect("connects to the announced address");
+        Plugin {
+            child,
+            handshake,
+            channel,
+            stderr,
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+fn render_request(stub: &GrafanaStub, file_path: &std::path::Path, token: &str) -> RenderRequest {
+    RenderRequest {
+        url: stub.url("/d-solo/plugin/panel?orgId=1&panelId=2&render=1"),
+        width: 1000,
+        height: 500,
+        device_scale_factor: 1.0,
+        file_path: file_path.display().to_string(),
+        render_key: common::RENDER_KEY.into(),
+        domain: "127.0.0.1".into(),
+        timeout: 30,
+        timezone: "Europe/Berlin".into(),
+        headers: HashMap::from([(
+            "Accept-Language".to_string(),
+            StringList {
+                values: vec!["de-DE".into()],
+            },
+        )]),
+        auth_token: token.into(),
+        encoding: "png".into(),
+    }
+}
+
+#[tokio::test]
+async fn grafana_renders_a_panel_through_the_plugin() {
+    if !common::chromium_available() {
+        return;
+    }
+    let stub = GrafanaStub::start(Some(common::RENDER_KEY))
+        .await
+        .expect("stub");
+    let plugin = Plugin::start(&[]).await;
+    eprintln!("handshake: {}", plugin.handshake);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("panel.png");
+    let mut renderer = RendererClient::new(plugin.channel.clone());
+    let answer = renderer
+        .render(render_request(&stub, &file, PLUGIN_TOKEN))
+        .await
+        .expect("Render answers")
+        .into_inner();
+    eprintln!(
+        "Render -> error {:?}, {} bytes in {}",
+        answer.error,
+        std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
+        file.display()
+    );
+    assert_eq!(answer.error, "");
+    let png = std::fs::read(&file).expect("the picture is written to filePath");
+    let img = grender::output::picture::decode(&png).expect("a PNG");
+    assert_eq!((img.width(), img.height()), (1000, 500));
+    let centre = img.to_rgb8().get_pixel(500, 250).0;
+    assert!(
+        common::close(centre, grafana_stub::DRAWN_RGB),
+        "the panel is not drawn: {centre:?}"
+    );
+    // The request reached the stand-in with the render key and the forwarded language.
+    let seen = stub.seen_at("/d-solo/plugin/panel");
+    assert!(!seen.is_empty(), "the stand-in saw no request");
+
+    // A failing render comes back in the error field, with gRPC status OK.
+    let broken = RenderRequest {
+        url: stub.url("/d-solo/plugin/panel?mode=binding&fail=1"),
+        ..render_request(&stub, &dir.path().join("broken.png"), PLUGIN_TOKEN)
+    };
+    let answer = renderer
+        .render(broken)
+        .await
+        .expect("Render answers")
+        .into_inner();
+    assert!(
+        answer.error.starts_with("[grafana-render-failed]"),
+        "{:?}",
+        answer.error
+    );
+
+    // A non-http URL is refused as the official plugin does.
+    let file_url = RenderRequest {
+        url: "file:///etc/passwd".into(),
+        ..render_request(&stub, &dir.path().join("x.png"), PLUGIN_TOKEN)
+    };
+    let status = renderer.render(file_url).await.expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("Forbidden query url protocol"),
+        "{}",
+        status.message()
+    );
+
+    // RenderCSV writes the stand-in's CSV download to filePath and names it.
+    let csv_path = dir.path().join("data.csv");
+    let csv = renderer
+        .render_csv(RenderCsvRequest {
+            url: stub.url("/d-csv/plugin?orgId=1&panelId=2"),
+            file_path: csv_path.display().to_string(),
+            render_key: common::RENDER_KEY.into(),
+            domain: "127.0.0.1".into(),
+            timeout: 30,
+            timezone: String::new(),
+            headers: HashMap::new(),
+            auth_token: PLUGIN_TOKEN.into(),
+        })
+        .await
+        .expect("RenderCSV answers")
+        .into_inner();
+    assert_eq!(csv.error, "");
+    assert!(csv.file_name.ends_with(".csv"), "{:?}", csv.file_name);
+    let text = std::fs::read_to_string(&csv_path).expect("the CSV is written to filePath");
+    assert!(text.lines().count() > 1, "{text}");
+
+    // Health, diagnostics and metrics.
+    let mut health = HealthClient::new(plugin.channel.clone());
+    for service in ["", "plugin"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status;
+        assert_eq!(status, 1, "{service:?} is not SERVING");
+    }
+    let mut diagnostics = DiagnosticsClient::new(plugin.channel.clone());
+    let check = diagnostics
+        .check_health(CheckHealthRequest::default())
+        .await
+        .expect("CheckHealth answers")
+        .into_inner();
+    assert_eq!(check.status, 1, "{}", check.message);
+    let details: serde_json::Value =
+        serde_json::from_slice(&check.json_details).expect("JSON details");
+    assert!(
+        details["browserVersion"]
+            .as_str()
+            .is_some_and(|v| v.contains("Chrome")),
+        "{details}"
+    );
+    let metrics = diagnostics
+        .collect_metrics(CollectMetricsRequest::default())
+        .await
+        .expect("CollectMetrics answers")
+        .into_inner();
+    let text = String::from_utf8(metrics.metrics.expect("payload").prometheus).expect("text");
+    assert!(text.contains("grender_browser_renders_total"), "{text}");
+
+    // Logs are hclog JSON lines that go-plugin can parse.
+    let logs = plugin.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("grender plugin serving"))
+        .unwrap_or_else(|| panic!("no start line in {logs}"));
+    let parsed: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+    assert_eq!(parsed["@level"], "info");
+    assert!(
+        parsed["@timestamp"]
+            .as_str()
+            .is_some_and(|t| t.len() == 27 && t.ends_with('Z')),
+        "{line}"
+    );
+
+    // go-plugin's Shutdown stops the plugin and its Chromium.
+    let mut controller = GrpcControllerClient::new(plugin.channel.clone());
+    controller
+        .shutdown(Empty {})
+        .await
+        .expect("Shutdown answers");
+    let mut plugin = plugin;
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Ok(Some(status)) = plugin.child.try_wait() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "the plugin did not stop: {exited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_unauthenticated_and_the_log_says_what_to_change() {
+    if !common::chromium_available() {
+        return;
+    }
+    let stub = GrafanaStub::start(Some(common::RENDER_KEY))
+        .await
+        .expect("stub");
+    let plugin = Plugin::start(&[]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut renderer = RendererClient::new(plugin.channel.clone());
+    for token in ["-", "", "wrong"] {
+        let status = renderer
+            .render(render_request(&stub, &dir.path().join("p.png"), token))
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{token:?}");
+        assert_eq!(status.message(), "Unauthorized request");
+    }
+    let logs = plugin.logs();
+    assert!(
+        logs.contains("GF_PLUGIN_AUTH_TOKEN") && logs.contains("renderer_token"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains(PLUGIN_TOKEN) && !logs.contains("wrong"),
+        "a token was logged: {logs}"
+    );
+    assert!(!dir.path().join("p.png").exists());
+}
+
+#[tokio::test]
+async fn without_the_cookie_the_binary_explains_itself() {
+    let out = Command::new(env!("CARGO_BIN_EXE_grender"))
+        .env_remove("grafana_plugin_type")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("grender server") && text.contains("plugin"),
+        "{text}"
+    );
+
+    // A missing Chromium is named at plugin start, with how to install it in Grafana's image.
+    let out = Command::new(env!("CARGO_BIN_EXE_grender"))
+        .env("grafana_plugin_type", "datasource")
+        .env("PLUGIN_PROTOCOL_VERSIONS", "2")
+        .env("GF_PLUGIN_RENDERING_CHROME_BIN", "/nonexistent/chromium")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no handshake expected");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("/nonexistent/chromium") && text.contains("apk add"),
+        "{text}"
+    );
+
+    // A host that only offers protocol 1 is told to use the HTTP service.
+    let out = Command::new(env!("CARGO_BIN_EXE_grender"))
+        .env("grafana_plugin_type", "datasource")
+        .env("PLUGIN_PROTOCOL_VERSIONS", "1")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("grender server"));
+}
