@@ -58,9 +58,9 @@ def render_url(base, stub_port, page, timeout=10, **params):
     return f"{base}/render?{q}"
 
 
-def chromium_tree(grender_pid):
-    """Pids of the processes whose process group is one of grender's Chromium children."""
-    groups, procs = set(), []
+def proc_table():
+    """(pid, state, ppid, pgrp) of every process."""
+    procs = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -69,10 +69,14 @@ def chromium_tree(grender_pid):
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        state, ppid, pgrp = fields[0], int(fields[1]), int(fields[2])
-        procs.append((int(name), state, ppid, pgrp))
-        if ppid == grender_pid:
-            groups.add(int(name))
+        procs.append((int(name), fields[0], int(fields[1]), int(fields[2])))
+    return procs
+
+
+def chromium_tree(grender_pid):
+    """Pids of the processes whose process group is one of grender's Chromium children."""
+    procs = proc_table()
+    groups = {pid for pid, _, ppid, _ in procs if ppid == grender_pid}
     return [(p, s) for p, s, _, g in procs if g in groups]
 
 
@@ -197,18 +201,7 @@ SOAK_MIX = [
 
 def group_members(groups):
     """Live pids (not zombies) whose process group is one of `groups`."""
-    alive = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) in groups and fields[0] != "Z":
-            alive.append(int(name))
-    return alive
+    return [pid for pid, state, _, pgrp in proc_table() if pgrp in groups and state != "Z"]
 
 
 def soak(args):

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Lays out Grafana's renderer plugin in dist/grafana-image-renderer/: plugin.json and the
-# grender binary as plugin_start_linux_<arch>, for linux amd64 and, when a cross toolchain
-# for it is installed (rustup target aarch64-unknown-linux-gnu plus a gcc-aarch64-linux-gnu
-# linker), arm64. Copy the directory into Grafana's plugins directory (see README, "Plugin mode").
+# grender binary as plugin_start_linux_<arch>. On amd64 the binary is static (musl) when the
+# musl target and musl-gcc are installed (rustup target add x86_64-unknown-linux-musl;
+# apt-get install musl-tools), so it runs in Grafana's Alpine image as well as its Ubuntu
+# one; otherwise it links glibc (Ubuntu-based Grafana images only). arm64 is added when a
+# cross toolchain is installed (rustup target aarch64-unknown-linux-gnu plus
+# gcc-aarch64-linux-gnu). Copy the directory into Grafana's plugins directory (README,
+# "Plugin mode").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=dist/grafana-image-renderer
@@ -23,8 +27,17 @@ build() { # target triple ("" for this machine's), Go architecture name
   chmod 755 "$out/plugin_start_linux_$2"
 }
 
+musl_ready() {
+  rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl && command -v musl-gcc >/dev/null
+}
 case "$(uname -m)" in
-  x86_64) build "" amd64 ;;
+  x86_64)
+    if musl_ready; then
+      CC_x86_64_unknown_linux_musl=musl-gcc build x86_64-unknown-linux-musl amd64
+    else
+      echo "amd64 links glibc: for Grafana's Alpine image install the musl target and musl-tools" >&2
+      build "" amd64
+    fi ;;
   aarch64) build "" arm64 ;;
 esac
 if [[ $(uname -m) == x86_64 ]] && rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-gnu \

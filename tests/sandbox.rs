@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -90,19 +89,7 @@ fn start(wrapper: &[&str], extra: &[&str]) -> Unprivileged {
         cmd.uid(NOBODY).gid(NOBODY);
     }
     let mut child = cmd.spawn().expect("grender starts");
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (mut pipe, sink) = (child.stderr.take().expect("stderr"), stderr.clone());
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            if let Ok(mut s) = sink.lock() {
-                s.push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        }
-    });
+    let stderr = common::collect_stderr(&mut child);
     Unprivileged {
         child,
         port,

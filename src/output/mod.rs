@@ -45,16 +45,7 @@ impl Output {
 
 /// Captures the page's viewport (already sized to the picture) as a PNG.
 pub async fn png(page: &Page) -> Result<bytes::Bytes, RenderError> {
-    let params = CaptureScreenshotParams::builder()
-        .format(CaptureScreenshotFormat::Png)
-        .from_surface(true)
-        .capture_beyond_viewport(false)
-        .build();
-    let shot = page
-        .execute(params)
-        .await
-        .map_err(|e| RenderError::cdp("capturing the picture", e))?;
-    decode(shot.result.data.as_ref(), "decoding the picture")
+    capture(page, CaptureScreenshotFormat::Png, None).await
 }
 
 /// Captures the viewport as JPEG or lossy WebP with Chromium's own encoders.
@@ -63,17 +54,27 @@ pub async fn native(
     format: picture::PictureFormat,
     quality: u8,
 ) -> Result<bytes::Bytes, RenderError> {
-    let params = CaptureScreenshotParams::builder()
-        .format(match format {
-            picture::PictureFormat::Webp => CaptureScreenshotFormat::Webp,
-            _ => CaptureScreenshotFormat::Jpeg,
-        })
-        .quality(quality as i64)
+    let format = match format {
+        picture::PictureFormat::Webp => CaptureScreenshotFormat::Webp,
+        _ => CaptureScreenshotFormat::Jpeg,
+    };
+    capture(page, format, Some(quality)).await
+}
+
+async fn capture(
+    page: &Page,
+    format: CaptureScreenshotFormat,
+    quality: Option<u8>,
+) -> Result<bytes::Bytes, RenderError> {
+    let mut params = CaptureScreenshotParams::builder()
+        .format(format)
         .from_surface(true)
-        .capture_beyond_viewport(false)
-        .build();
+        .capture_beyond_viewport(false);
+    if let Some(q) = quality {
+        params = params.quality(q as i64);
+    }
     let shot = page
-        .execute(params)
+        .execute(params.build())
         .await
         .map_err(|e| RenderError::cdp("capturing the picture", e))?;
     decode(shot.result.data.as_ref(), "decoding the picture")

@@ -219,3 +219,24 @@ impl Image {
 pub fn close(a: [u8; 3], b: [u8; 3]) -> bool {
     a.iter().zip(b.iter()).all(|(x, y)| x.abs_diff(*y) <= 6)
 }
+
+/// Collects a child process's stderr in the background, for asserting on its log lines.
+pub fn collect_stderr(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::Read;
+    let collected = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (Some(mut pipe), sink) = (child.stderr.take(), collected.clone()) else {
+        return collected;
+    };
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    collected
+}
