@@ -47,8 +47,20 @@ fn can_switch_users() -> bool {
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
         eprintln!("skipping: switching to uid {NOBODY} needs root");
+        return false;
     }
-    root && common::chromium_available()
+    // The sandbox itself needs user namespaces; a host that forbids them cannot show it.
+    let userns = Command::new("unshare")
+        .args(["--user", "true"])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !userns {
+        eprintln!("skipping: this host forbids user namespaces, so no sandbox can start here");
+        return false;
+    }
+    common::chromium_available()
 }
 
 /// Starts a copy of the grender binary (readable by uid 65534) through `wrapper`, which ends
