@@ -76,6 +76,36 @@ async fn render_writes_png_or_pdf_and_fails_clearly() {
     );
     assert!(std::fs::read(&pdf_path).unwrap().starts_with(b"%PDF-"));
 
+    // The file extension picks the picture format; picture options pass through.
+    let jpeg_path = dir.path().join("thumb.jpg");
+    let out = grender(strings(&[
+        "render",
+        &url,
+        "-o",
+        jpeg_path.to_str().unwrap(),
+        "--render-key",
+        RENDER_KEY,
+        "--domain",
+        "127.0.0.1",
+        "--width",
+        "1200",
+        "--height",
+        "600",
+        "--thumbnail",
+        "300",
+        "--greyscale",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jpeg = std::fs::read(&jpeg_path).unwrap();
+    assert!(jpeg.starts_with(&[0xff, 0xd8, 0xff]), "not a JPEG");
+    let img = grender::output::picture::decode(&jpeg).unwrap();
+    assert_eq!((img.width(), img.height()), (300, 150));
+
     let out = grender(strings(&[
         "render",
         &url,
