@@ -140,7 +140,12 @@ async fn serve(opts: crate::config::ServerOptions) -> ExitCode {
     }
     let host = std::env::var("GF_PLUGIN_GRPC_HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("GF_PLUGIN_GRPC_PORT").unwrap_or_else(|_| "0".into());
-    let addr: SocketAddr = match format!("{host}:{port}").parse() {
+    let joined = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let addr: SocketAddr = match joined.parse() {
         Ok(a) => a,
         Err(_) => {
             tracing::error!("GF_PLUGIN_GRPC_HOST/PORT ({host}:{port}) is not an address");
