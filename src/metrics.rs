@@ -262,6 +262,7 @@ pub fn step_name(stage: &str) -> &'static str {
         "loading the page" => "navigate",
         "waiting for the CSV download" => "downloadCSV",
         "capturing the picture" => "screenshot",
+        "converting the picture" => "convert",
         s if s.starts_with("waiting for panels") => "panelsRendered",
         _ => "other",
     }

@@ -286,7 +286,7 @@ async fn drive(
                 .as_ref()
                 .map(|f| f.height)
                 .unwrap_or_else(|| req.viewport.start_height());
-            picture(page, opts, req, height).await?
+            picture(page, opts, req, height, progress).await?
         }
         Output::Pdf(pdf) => output::pdf::print(page, pdf, req.viewport.scale).await?,
         Output::Csv { .. } => {
@@ -311,6 +311,7 @@ async fn picture(
     opts: &output::picture::PictureOptions,
     req: &RenderRequest,
     height: u32,
+    progress: &Progress,
 ) -> Result<bytes::Bytes, RenderError> {
     let (width, scale) = (req.viewport.width, req.viewport.scale);
     let device_height = height as f64 * scale;
@@ -318,6 +319,7 @@ async fn picture(
         return output::native(page, opts.format, opts.quality()).await;
     }
     let png = output::png_tiled(page, width, height, scale).await?;
+    progress.set("converting the picture");
     let opts = opts.clone();
     let time_left = req.deadline.remaining();
     tokio::task::spawn_blocking(move || output::picture::convert(&png, &opts, time_left))
