@@ -223,7 +223,7 @@ async fn thumbnails_and_greyscale() {
 }
 
 #[tokio::test]
-async fn a_tall_page_as_jpeg_is_whole() {
+async fn a_tall_page_as_jpeg_and_as_thumbnail_is_whole() {
     let Some(h) = Harness::start(&[]).await else {
         return;
     };
@@ -235,6 +235,39 @@ async fn a_tall_page_as_jpeg_is_whole() {
     let (a, b) = (picture(&png, "image/png"), picture(&jpeg, "image/jpeg"));
     assert!(a.height() > 4096, "not a tiled page: {}", a.height());
     assert_eq!((a.width(), a.height()), (b.width(), b.height()));
+
+    // A thumbnail of the whole page: the right size, and every panel down the page in it.
+    let thumb = h
+        .render(&page, &[("height", "-1"), ("thumbnail", "200")])
+        .await;
+    let t = picture(&thumb, "image/png");
+    let expected_height = a.height() as f64 * 200.0 / a.width() as f64;
+    assert_eq!(t.width(), 200);
+    assert!(
+        (t.height() as f64 - expected_height).abs() <= 2.0,
+        "{} vs {expected_height}",
+        t.height()
+    );
+    let drawn_share = |img: &image::DynamicImage| {
+        let rgb = img.to_rgb8();
+        let x = img.width() / 2;
+        let drawn = (0..img.height())
+            .filter(|&y| {
+                rgb.get_pixel(x, y)
+                    .0
+                    .iter()
+                    .zip(grafana_stub::DRAWN_RGB)
+                    .all(|(p, d)| p.abs_diff(d) <= 12)
+            })
+            .count();
+        drawn as f64 / img.height() as f64
+    };
+    let (full, small) = (drawn_share(&a), drawn_share(&t));
+    assert!(full > 0.5, "the full page is mostly panels: {full}");
+    assert!(
+        (full - small).abs() < 0.1,
+        "panels missing from the thumbnail: {small} vs {full}"
+    );
     h.stop().await;
 }
 

@@ -88,6 +88,43 @@ pub fn decode(data: &str, stage: &'static str) -> Result<bytes::Bytes, RenderErr
         .map_err(|e| RenderError::cdp(stage, e))
 }
 
+/// The tallest capture Chromium is asked to draw in one piece at a reduced scale.
+const MAX_SCALED_CAPTURE_PX: f64 = 16_000.0;
+
+/// The capture scale (below 1) at which the picture comes out twice `thumbnail` pixels wide,
+/// or None when the picture is not that much larger (or would still be too tall for one piece).
+pub fn thumbnail_capture_scale(thumbnail: u32, width: u32, height: u32, scale: f64) -> Option<f64> {
+    let shrink = 2.0 * thumbnail as f64 / (width as f64 * scale);
+    (shrink < 1.0 && height as f64 * scale * shrink <= MAX_SCALED_CAPTURE_PX).then_some(shrink)
+}
+
+/// Captures the whole `width × height` page drawn at `shrink` times its device size.
+pub async fn png_scaled(
+    page: &Page,
+    width: u32,
+    height: u32,
+    shrink: f64,
+) -> Result<bytes::Bytes, RenderError> {
+    let clip = chromiumoxide::cdp::browser_protocol::page::Viewport {
+        x: 0.0,
+        y: 0.0,
+        width: width as f64,
+        height: height as f64,
+        scale: shrink,
+    };
+    let params = CaptureScreenshotParams::builder()
+        .format(CaptureScreenshotFormat::Png)
+        .from_surface(true)
+        .capture_beyond_viewport(false)
+        .clip(clip)
+        .build();
+    let shot = page
+        .execute(params)
+        .await
+        .map_err(|e| RenderError::cdp("capturing the picture", e))?;
+    decode(shot.result.data.as_ref(), "decoding the picture")
+}
+
 /// Pages taller than this many device pixels are captured in tiles of this height.
 pub const TILE_DEVICE_PX: u32 = 4096;
 

@@ -318,7 +318,15 @@ async fn picture(
     if opts.chromium_encodes() && device_height <= output::TILE_DEVICE_PX as f64 {
         return output::native(page, opts.format, opts.quality()).await;
     }
-    let png = output::png_tiled(page, width, height, scale).await?;
+    let png = match opts
+        .thumbnail
+        .and_then(|t| output::thumbnail_capture_scale(t, width, height, scale))
+    {
+        // Chromium draws the page at twice the thumbnail's width: the bitmap grender decodes
+        // stays small however large the page, and Lanczos does the last halving.
+        Some(shrink) => output::png_scaled(page, width, height, shrink).await?,
+        None => output::png_tiled(page, width, height, scale).await?,
+    };
     progress.set("converting the picture");
     let opts = opts.clone();
     let time_left = req.deadline.remaining();
