@@ -91,11 +91,21 @@ pub fn decode(data: &str, stage: &'static str) -> Result<bytes::Bytes, RenderErr
 /// The tallest capture Chromium is asked to draw in one piece at a reduced scale.
 const MAX_SCALED_CAPTURE_PX: f64 = 16_000.0;
 
-/// The capture scale (below 1) at which the picture comes out twice `thumbnail` pixels wide,
-/// or None when the picture is not that much larger (or would still be too tall for one piece).
+/// Pixels of the bitmap a thumbnail is made from, at most (unless the thumbnail itself is
+/// larger): 8 million, 32 MB decoded. Only very long pages reach it.
+const THUMBNAIL_SOURCE_PIXELS: f64 = 8_000_000.0;
+
+/// The capture scale (below 1) at which the picture comes out twice `thumbnail` pixels wide
+/// (less for very long pages, see [`THUMBNAIL_SOURCE_PIXELS`], but never narrower than the
+/// thumbnail), or None when the picture is not larger than that, or would still be too tall
+/// to draw in one piece.
 pub fn thumbnail_capture_scale(thumbnail: u32, width: u32, height: u32, scale: f64) -> Option<f64> {
-    let shrink = 2.0 * thumbnail as f64 / (width as f64 * scale);
-    (shrink < 1.0 && height as f64 * scale * shrink <= MAX_SCALED_CAPTURE_PX).then_some(shrink)
+    let (device_width, device_height) = (width as f64 * scale, height as f64 * scale);
+    let budget = (THUMBNAIL_SOURCE_PIXELS / (device_width * device_height)).sqrt();
+    let shrink = (2.0 * thumbnail as f64 / device_width)
+        .min(budget)
+        .max(thumbnail as f64 / device_width);
+    (shrink < 1.0 && device_height * shrink <= MAX_SCALED_CAPTURE_PX).then_some(shrink)
 }
 
 /// Captures the whole `width × height` page drawn at `shrink` times its device size.
@@ -230,4 +240,28 @@ fn write_rgb_rows(
         .flat_map(|p| [p[0], p[1], p[2]])
         .collect();
     out.write_all(&rgb).map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnails_are_drawn_at_twice_their_width_within_a_pixel_budget() {
+        // A panel: twice the thumbnail's width.
+        assert_eq!(thumbnail_capture_scale(300, 1000, 500, 1.0), Some(0.6));
+        assert_eq!(thumbnail_capture_scale(300, 1000, 500, 2.0), Some(0.3));
+        // Not smaller than the picture: no scaled capture.
+        assert_eq!(thumbnail_capture_scale(600, 1000, 500, 1.0), None);
+        // A very long page: the budget, but never narrower than the thumbnail.
+        let shrink = thumbnail_capture_scale(400, 1000, 21_050, 1.0).unwrap_or(0.0);
+        let pixels = 1000.0 * shrink * 21_050.0 * shrink;
+        assert!(
+            pixels <= THUMBNAIL_SOURCE_PIXELS + 1.0 && 1000.0 * shrink >= 400.0,
+            "{shrink}"
+        );
+        assert_eq!(thumbnail_capture_scale(900, 1000, 10_000, 1.0), Some(0.9));
+        // Still too tall to draw in one piece: captured in full-size tiles instead.
+        assert_eq!(thumbnail_capture_scale(900, 1000, 21_050, 1.0), None);
+    }
 }

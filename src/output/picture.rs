@@ -9,7 +9,6 @@ use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::webp::WebPEncoder;
-use image::imageops::FilterType;
 use image::{DynamicImage, ExtendedColorType, ImageEncoder};
 
 use crate::error::RenderError;
@@ -109,7 +108,12 @@ pub fn convert(
     {
         return recompress(png.to_vec());
     }
-    let decoded = image::load_from_memory_with_format(png, image::ImageFormat::Png).map_err(err)?;
+    let mut decoded =
+        image::load_from_memory_with_format(png, image::ImageFormat::Png).map_err(err)?;
+    // Shrink first, on the decoded 8-bit pixels, so that later copies are thumbnail-sized.
+    if let Some(width) = opts.thumbnail {
+        decoded = shrink(decoded, width)?;
+    }
     // Grafana pages are opaque: drop the alpha channel unless some pixel uses it.
     let opaque = decoded
         .as_rgba8()
@@ -119,9 +123,6 @@ pub fn convert(
     } else {
         decoded.into_rgba8().into()
     };
-    if let Some(width) = opts.thumbnail {
-        picture = shrink(picture, width);
-    }
     if opts.greyscale && matches!(picture, DynamicImage::ImageRgb8(_)) {
         picture = DynamicImage::ImageLuma8(picture.into_luma8());
     } else if opts.greyscale {
@@ -166,13 +167,42 @@ fn color_type(picture: &DynamicImage) -> ExtendedColorType {
 }
 
 /// Downscales to `width` (keeping the aspect ratio) with a Lanczos filter, which keeps thin
-/// graph lines and small text legible; never upscales.
-fn shrink(picture: DynamicImage, width: u32) -> DynamicImage {
+/// graph lines and small text legible; never upscales. Works on the 8-bit RGB(A) pixels as
+/// decoded, so its working memory is a fraction of the source's (the `image` crate's own
+/// resize would hold an f32 RGBA copy, 16 bytes a pixel).
+fn shrink(picture: DynamicImage, width: u32) -> Result<DynamicImage, RenderError> {
+    use fast_image_resize::images::Image;
+    use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
     if width >= picture.width() {
-        return picture;
+        return Ok(picture);
     }
+    let err = |e: String| RenderError::cdp("making the thumbnail", e);
     let height = ((picture.height() as u64 * width as u64) / picture.width() as u64).max(1) as u32;
-    picture.resize_exact(width, height, FilterType::Lanczos3)
+    let (src_width, src_height) = (picture.width(), picture.height());
+    let (pixel_type, rgba) = match picture {
+        DynamicImage::ImageRgba8(_) => (PixelType::U8x4, true),
+        _ => (PixelType::U8x3, false),
+    };
+    let pixels = if rgba {
+        picture.into_rgba8().into_raw()
+    } else {
+        picture.into_rgb8().into_raw()
+    };
+    let src = Image::from_vec_u8(src_width, src_height, pixels, pixel_type)
+        .map_err(|e| err(e.to_string()))?;
+    let mut dst = Image::new(width, height, pixel_type);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| err(e.to_string()))?;
+    drop(src);
+    let out = dst.into_vec();
+    let resized = if rgba {
+        image::RgbaImage::from_raw(width, height, out).map(DynamicImage::ImageRgba8)
+    } else {
+        image::RgbImage::from_raw(width, height, out).map(DynamicImage::ImageRgb8)
+    };
+    resized.ok_or_else(|| err("the resized buffer has the wrong size".into()))
 }
 
 /// A truecolour or grey PNG.
