@@ -115,12 +115,24 @@ pub async fn png_scaled(
     height: u32,
     shrink: f64,
 ) -> Result<bytes::Bytes, RenderError> {
+    capture_clip(page, 0, width, height, shrink, "capturing the picture").await
+}
+
+/// A PNG of the CSS-pixel rows `y .. y + height`, drawn at `scale` times the device size.
+async fn capture_clip(
+    page: &Page,
+    y: u32,
+    width: u32,
+    height: u32,
+    scale: f64,
+    stage: &'static str,
+) -> Result<bytes::Bytes, RenderError> {
     let clip = chromiumoxide::cdp::browser_protocol::page::Viewport {
         x: 0.0,
-        y: 0.0,
+        y: y as f64,
         width: width as f64,
         height: height as f64,
-        scale: shrink,
+        scale,
     };
     let params = CaptureScreenshotParams::builder()
         .format(CaptureScreenshotFormat::Png)
@@ -131,12 +143,61 @@ pub async fn png_scaled(
     let shot = page
         .execute(params)
         .await
-        .map_err(|e| RenderError::cdp("capturing the picture", e))?;
+        .map_err(|e| RenderError::cdp(stage, e))?;
     decode(shot.result.data.as_ref(), "decoding the picture")
 }
 
 /// Pages taller than this many device pixels are captured in tiles of this height.
 pub const TILE_DEVICE_PX: u32 = 4096;
+
+/// A page captured as PNG: in one piece, or in tiles stacked top to bottom.
+pub enum Shot {
+    /// Chromium's PNG of the whole picture.
+    Whole(bytes::Bytes),
+    /// PNG tiles of `(bytes, device rows)`, together `width × height` device pixels.
+    Tiles {
+        tiles: Vec<(bytes::Bytes, u32)>,
+        width: u32,
+        height: u32,
+    },
+}
+
+impl Shot {
+    /// One PNG: Chromium's as is, or the tiles stitched while streaming.
+    pub fn into_png(self) -> Result<bytes::Bytes, RenderError> {
+        match self {
+            Shot::Whole(png) => Ok(png),
+            Shot::Tiles {
+                tiles,
+                width,
+                height,
+            } => stitch(&tiles, width, height),
+        }
+    }
+
+    /// The decoded pixels, without encoding stitched tiles into a PNG first.
+    pub fn into_image(self) -> Result<image::DynamicImage, RenderError> {
+        match self {
+            Shot::Whole(png) => image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+                .map_err(|e| RenderError::cdp("decoding the picture", e)),
+            Shot::Tiles {
+                tiles,
+                width,
+                height,
+            } => {
+                let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
+                for (tile, rows) in &tiles {
+                    write_rgb_rows(tile, width, *rows, &mut rgb)?;
+                }
+                image::RgbImage::from_raw(width, height, rgb)
+                    .map(image::DynamicImage::ImageRgb8)
+                    .ok_or_else(|| {
+                        RenderError::cdp("joining tiles", "the tiles do not fill the picture")
+                    })
+            }
+        }
+    }
+}
 
 /// Captures a tall page in horizontal tiles and stitches them into one PNG while streaming,
 /// so neither Chromium nor grender holds the whole bitmap of a very long dashboard at once.
@@ -147,40 +208,37 @@ pub async fn png_tiled(
     height: u32,
     scale: f64,
 ) -> Result<bytes::Bytes, RenderError> {
+    capture_page(page, width, height, scale).await?.into_png()
+}
+
+/// Captures the picture, in tiles when it is taller than [`TILE_DEVICE_PX`] device pixels.
+pub async fn capture_page(
+    page: &Page,
+    width: u32,
+    height: u32,
+    scale: f64,
+) -> Result<Shot, RenderError> {
     let whole = scale.fract() == 0.0 && scale >= 1.0;
     let device_height = (height as f64 * scale) as u64;
     if !whole || device_height <= TILE_DEVICE_PX as u64 {
-        return png(page).await;
+        return png(page).await.map(Shot::Whole);
     }
     let s = scale as u32;
-    let (dw, dh) = (width * s, height * s);
     let tile_css = (TILE_DEVICE_PX / s).max(1);
     // Compressed tiles are small; only one is decoded at a time while stitching.
     let mut tiles = Vec::new();
     let mut y = 0;
     while y < height {
         let h = tile_css.min(height - y);
-        let clip = chromiumoxide::cdp::browser_protocol::page::Viewport {
-            x: 0.0,
-            y: y as f64,
-            width: width as f64,
-            height: h as f64,
-            scale: 1.0,
-        };
-        let params = CaptureScreenshotParams::builder()
-            .format(CaptureScreenshotFormat::Png)
-            .from_surface(true)
-            .capture_beyond_viewport(false)
-            .clip(clip)
-            .build();
-        let shot = page
-            .execute(params)
-            .await
-            .map_err(|e| RenderError::cdp("capturing a tile", e))?;
-        tiles.push((decode(shot.result.data.as_ref(), "decoding a tile")?, h * s));
+        let tile = capture_clip(page, y, width, h, 1.0, "capturing a tile").await?;
+        tiles.push((tile, h * s));
         y += h;
     }
-    stitch(&tiles, dw, dh)
+    Ok(Shot::Tiles {
+        tiles,
+        width: width * s,
+        height: height * s,
+    })
 }
 
 /// One PNG of `width × height` from tiles stacked top to bottom.

@@ -83,11 +83,11 @@ impl PictureOptions {
 /// the stand-in's dashboards; higher levels gained 3 % more for 5–8× the time.
 const OXIPNG_PRESET: u8 = 2;
 
-/// Turns Chromium's PNG into the requested picture within `time_left` (the request's
+/// Turns Chromium's capture into the requested picture within `time_left` (the request's
 /// deadline; PNG recompression stops early, keeping what it has). CPU-bound: call on a
 /// blocking thread.
 pub fn convert(
-    png: &[u8],
+    shot: super::Shot,
     opts: &PictureOptions,
     time_left: std::time::Duration,
 ) -> Result<Vec<u8>, RenderError> {
@@ -106,10 +106,9 @@ pub fn convert(
         && opts.thumbnail.is_none()
         && !opts.greyscale
     {
-        return recompress(png.to_vec());
+        return recompress(shot.into_png()?.to_vec());
     }
-    let mut decoded =
-        image::load_from_memory_with_format(png, image::ImageFormat::Png).map_err(err)?;
+    let mut decoded = shot.into_image()?;
     // Shrink first, on the decoded 8-bit pixels, so that later copies are thumbnail-sized.
     if let Some(width) = opts.thumbnail {
         decoded = shrink(decoded, width)?;

@@ -324,13 +324,13 @@ async fn picture(
     {
         // Chromium draws the page at twice the thumbnail's width: the bitmap grender decodes
         // stays small however large the page, and Lanczos does the last halving.
-        Some(shrink) => output::png_scaled(page, width, height, shrink).await?,
-        None => output::png_tiled(page, width, height, scale).await?,
+        Some(shrink) => output::Shot::Whole(output::png_scaled(page, width, height, shrink).await?),
+        None => output::capture_page(page, width, height, scale).await?,
     };
     progress.set("converting the picture");
     let opts = opts.clone();
     let time_left = req.deadline.remaining();
-    tokio::task::spawn_blocking(move || output::picture::convert(&png, &opts, time_left))
+    tokio::task::spawn_blocking(move || output::picture::convert(png, &opts, time_left))
         .await
         .map_err(|e| RenderError::cdp("converting the picture", e))?
         .map(Into::into)
