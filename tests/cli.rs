@@ -23,6 +23,28 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// `grender render URL -o OUT` with a render key for the stand-in, plus `extra` arguments.
+async fn render_to(
+    url: &str,
+    out: &std::path::Path,
+    key: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let out = out.to_str().unwrap();
+    let mut args = vec![
+        "render",
+        url,
+        "-o",
+        out,
+        "--render-key",
+        key,
+        "--domain",
+        "127.0.0.1",
+    ];
+    args.extend_from_slice(extra);
+    grender(strings(&args)).await
+}
+
 #[tokio::test]
 async fn render_writes_png_or_pdf_and_fails_clearly() {
     if !common::chromium_available() {
@@ -32,20 +54,12 @@ async fn render_writes_png_or_pdf_and_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let png_path = dir.path().join("panel.png");
     let url = stub.url("/d-solo/cli/panel?delay=200");
-    let out = grender(strings(&[
-        "render",
+    let out = render_to(
         &url,
-        "-o",
-        png_path.to_str().unwrap(),
-        "--render-key",
+        &png_path,
         RENDER_KEY,
-        "--domain",
-        "127.0.0.1",
-        "--width",
-        "1200",
-        "--height",
-        "600",
-    ]))
+        &["--width", "1200", "--height", "600"],
+    )
     .await;
     assert!(
         out.status.success(),
@@ -58,17 +72,7 @@ async fn render_writes_png_or_pdf_and_fails_clearly() {
     assert_eq!((info.width, info.height), (1200, 600));
 
     let pdf_path = dir.path().join("dashboard.pdf");
-    let out = grender(strings(&[
-        "render",
-        &stub.url("/d/cli/dash"),
-        "-o",
-        pdf_path.to_str().unwrap(),
-        "--render-key",
-        RENDER_KEY,
-        "--domain",
-        "127.0.0.1",
-    ]))
-    .await;
+    let out = render_to(&stub.url("/d/cli/dash"), &pdf_path, RENDER_KEY, &[]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -78,23 +82,20 @@ async fn render_writes_png_or_pdf_and_fails_clearly() {
 
     // The file extension picks the picture format; picture options pass through.
     let jpeg_path = dir.path().join("thumb.jpg");
-    let out = grender(strings(&[
-        "render",
+    let out = render_to(
         &url,
-        "-o",
-        jpeg_path.to_str().unwrap(),
-        "--render-key",
+        &jpeg_path,
         RENDER_KEY,
-        "--domain",
-        "127.0.0.1",
-        "--width",
-        "1200",
-        "--height",
-        "600",
-        "--thumbnail",
-        "300",
-        "--greyscale",
-    ]))
+        &[
+            "--width",
+            "1200",
+            "--height",
+            "600",
+            "--thumbnail",
+            "300",
+            "--greyscale",
+        ],
+    )
     .await;
     assert!(
         out.status.success(),
@@ -106,17 +107,7 @@ async fn render_writes_png_or_pdf_and_fails_clearly() {
     let img = grender::output::picture::decode(&jpeg).unwrap();
     assert_eq!((img.width(), img.height()), (300, 150));
 
-    let out = grender(strings(&[
-        "render",
-        &url,
-        "-o",
-        png_path.to_str().unwrap(),
-        "--render-key",
-        "nope",
-        "--domain",
-        "127.0.0.1",
-    ]))
-    .await;
+    let out = render_to(&url, &png_path, "nope", &[]).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -93,16 +93,20 @@ async fn refuse_oversized_heads(
     next: Next,
 ) -> Response {
     let limits = state.sizes;
-    let url_bytes = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
-    if url_bytes > limits.max_url_bytes {
+    let refuse = |option: &str, status: StatusCode, message: String| {
         state
             .metrics
             .limits_refused
-            .with_label_values(&["server.max-url-bytes"])
+            .with_label_values(&[option])
             .inc();
-        return text_error(
+        text_error(status, &message)
+    };
+    let url_bytes = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if url_bytes > limits.max_url_bytes {
+        return refuse(
+            "server.max-url-bytes",
             StatusCode::URI_TOO_LONG,
-            &format!(
+            format!(
                 "[url-too-long] the request URL is {url_bytes} bytes, over server.max-url-bytes={}; \
                  shorten the dashboard URL (fewer variable values) or raise server.max-url-bytes",
                 limits.max_url_bytes
@@ -115,14 +119,10 @@ async fn refuse_oversized_heads(
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     if header_bytes > limits.max_header_bytes {
-        state
-            .metrics
-            .limits_refused
-            .with_label_values(&["server.max-header-bytes"])
-            .inc();
-        return text_error(
+        return refuse(
+            "server.max-header-bytes",
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            &format!(
+            format!(
                 "[headers-too-large] the request headers are {header_bytes} bytes, over server.max-header-bytes={}; \
                  raise server.max-header-bytes if a proxy adds large headers",
                 limits.max_header_bytes
