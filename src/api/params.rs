@@ -232,6 +232,18 @@ pub fn parse_render_query(
     })
 }
 
+/// A true/false (or 1/0) query parameter; None when absent.
+fn parse_flag(name: &str, value: Option<&str>) -> Result<Option<bool>, ParamError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(None),
+        Some("true" | "1") => Ok(Some(true)),
+        Some("false" | "0") => Ok(Some(false)),
+        Some(other) => Err(ParamError::Bad(format!(
+            "invalid '{name}' query parameter: {other:?} (use true or false)"
+        ))),
+    }
+}
+
 /// Query parameters of the opt-in smaller pictures.
 const PICTURE_PARAMS: [&str; 6] = [
     "quality",
@@ -263,16 +275,7 @@ fn picture_options(
             return Ok(None);
         }
     };
-    let flag = |name: &str| -> Result<Option<bool>, ParamError> {
-        match get(name).map(str::to_ascii_lowercase).as_deref() {
-            None => Ok(None),
-            Some("true" | "1") => Ok(Some(true)),
-            Some("false" | "0") => Ok(Some(false)),
-            Some(other) => Err(ParamError::Bad(format!(
-                "invalid '{name}' query parameter: {other:?} (use true or false)"
-            ))),
-        }
-    };
+    let flag = |name: &str| parse_flag(name, get(name));
     let ranged = |name: &str, min: u32, max: u32| -> Result<Option<u32>, ParamError> {
         match get(name) {
             None => Ok(None),
@@ -414,14 +417,7 @@ fn pdf_options(
             .filter(|v| !v.is_empty())
     };
     let boolean =
-        |name: &str, default: bool| match get(name).map(str::to_ascii_lowercase).as_deref() {
-            None => Ok(default),
-            Some("true" | "1") => Ok(true),
-            Some("false" | "0") => Ok(false),
-            Some(other) => Err(ParamError::Bad(format!(
-                "invalid '{name}' query parameter: {other:?} (use true or false)"
-            ))),
-        };
+        |name: &str, default: bool| parse_flag(name, get(name)).map(|v| v.unwrap_or(default));
     let format = get("pdf.format").unwrap_or("a4").to_ascii_lowercase();
     if pdf::paper_size(&format).is_none() {
         let names: Vec<_> = pdf::paper_names().collect();
