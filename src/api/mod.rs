@@ -35,6 +35,51 @@ pub struct AppState {
     pub sizes: RequestSizeLimits,
 }
 
+impl AppState {
+    /// Renders `req` for the holder of accepted token `token` (its identity decides which
+    /// requests may share a render) and records it in both official services' metrics.
+    /// Shared by the HTTP routes and plugin mode; `path` labels the metrics.
+    pub async fn render_counted(
+        &self,
+        req: crate::request::RenderRequest,
+        token: Option<usize>,
+        path: &str,
+    ) -> crate::render::coalesce::SharedOutcome {
+        let started = Instant::now();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let identity = identify(
+            req.cookie.as_ref(),
+            token.and_then(|i| self.tokens.token(i)),
+            now,
+        );
+        let encoding = req.output.encoding_name();
+        let _in_flight = crate::metrics::InFlight::start(&self.metrics);
+        let outcome = self.renderer.render(req, identity).await;
+        let (status, mode, bytes) = match &outcome {
+            Ok(c) => (200, format!("{:?}", c.mode).to_lowercase(), c.bytes.len()),
+            Err(e) => (e.status(), "unknown".into(), 0),
+        };
+        self.metrics
+            .observe_request(path, status, encoding, &mode, started.elapsed(), bytes);
+        let (admitted, reason) = if status == 429 {
+            ("rejected", "overloaded")
+        } else {
+            ("accepted", "")
+        };
+        self.metrics
+            .rate_limiter
+            .with_label_values(&[admitted, reason])
+            .inc();
+        if let Err(e) = &outcome {
+            self.metrics.errors.with_label_values(&[e.code()]).inc();
+        }
+        outcome
+    }
+}
+
 /// Size limits of a request head, answered with a message naming the option to raise.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestSizeLimits {
@@ -241,41 +286,13 @@ async fn run(
     let started = Instant::now();
     let id = request_id();
     let target = redact_target(&req.url);
-    let token = auth.and_then(|Extension(AuthenticatedWith(i))| state.tokens.token(i));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let identity = identify(req.cookie.as_ref(), token, now);
     let content_type = req.output.content_type();
-    let (path, encoding) = match &req.output {
-        crate::output::Output::Png => ("GET /render", "png"),
-        crate::output::Output::Picture(p) => ("GET /render", p.format.name()),
-        crate::output::Output::Pdf(_) => ("GET /render", "pdf"),
-        crate::output::Output::Csv { .. } => ("GET /render/csv", "csv"),
+    let path = match &req.output {
+        crate::output::Output::Csv { .. } => "GET /render/csv",
+        _ => "GET /render",
     };
-    let _in_flight = crate::metrics::InFlight::start(&state.metrics);
-    let outcome = state.renderer.render(req, identity).await;
-    let (status, mode, bytes) = match &outcome {
-        Ok(c) => (200, format!("{:?}", c.mode).to_lowercase(), c.bytes.len()),
-        Err(e) => (e.status(), "unknown".into(), 0),
-    };
-    state
-        .metrics
-        .observe_request(path, status, encoding, &mode, started.elapsed(), bytes);
-    let admitted = if status == 429 {
-        "rejected"
-    } else {
-        "accepted"
-    };
-    state
-        .metrics
-        .rate_limiter
-        .with_label_values(&[admitted, if status == 429 { "overloaded" } else { "" }])
-        .inc();
-    if let Err(e) = &outcome {
-        state.metrics.errors.with_label_values(&[e.code()]).inc();
-    }
+    let token = auth.map(|Extension(AuthenticatedWith(i))| i);
+    let outcome = state.render_counted(req, token, path).await;
     let mut resp = match outcome {
         Ok(capture) => {
             let steps: Vec<String> = capture

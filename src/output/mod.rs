@@ -37,6 +37,16 @@ impl Output {
         }
     }
 
+    /// The `encoding` label of the metrics.
+    pub fn encoding_name(&self) -> &'static str {
+        match self {
+            Output::Png => "png",
+            Output::Picture(p) => p.format.name(),
+            Output::Pdf(_) => "pdf",
+            Output::Csv { .. } => "csv",
+        }
+    }
+
     /// Everything that makes two outputs of the same page differ, for coalescing.
     pub fn key(&self) -> String {
         format!("{self:?}")

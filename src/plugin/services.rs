@@ -81,54 +81,17 @@ impl PluginServices {
         }
         let started = Instant::now();
         let target = crate::request::without_secrets(&req.url).unwrap_or_default();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let identity = crate::render::identity::identify(
-            req.cookie.as_ref(),
-            self.state.tokens.token(token),
-            now,
-        );
-        let _in_flight = crate::metrics::InFlight::start(&self.state.metrics);
-        let outcome = self.state.renderer.render(req, identity).await;
-        let (path, encoding) = if csv {
-            ("grpc RenderCSV", "csv")
-        } else {
-            ("grpc Render", "png")
-        };
-        match outcome {
+        let path = if csv { "grpc RenderCSV" } else { "grpc Render" };
+        match self.state.render_counted(req, Some(token), path).await {
             Ok(capture) => {
                 if let Err(e) = tokio::fs::write(file_path, &capture.bytes).await {
                     tracing::error!(url = %target, "cannot write {file_path}: {e}");
                     return Ok((format!("cannot write {file_path}: {e}"), None));
                 }
-                let mode = format!("{:?}", capture.mode).to_lowercase();
-                self.state.metrics.observe_request(
-                    path,
-                    200,
-                    encoding,
-                    &mode,
-                    started.elapsed(),
-                    capture.bytes.len(),
-                );
                 tracing::info!(url = %target, bytes = capture.bytes.len(), ms = started.elapsed().as_millis() as u64, "rendered");
                 Ok((String::new(), capture.file_name.clone()))
             }
             Err(e) => {
-                self.state.metrics.observe_request(
-                    path,
-                    e.status(),
-                    encoding,
-                    "unknown",
-                    started.elapsed(),
-                    0,
-                );
-                self.state
-                    .metrics
-                    .errors
-                    .with_label_values(&[e.code()])
-                    .inc();
                 tracing::warn!(url = %target, code = e.code(), ms = started.elapsed().as_millis() as u64, "render failed: {e}");
                 Ok((format!("[{}] {e}", e.code()), None))
             }
