@@ -74,15 +74,21 @@ class RssSampler(threading.Thread):
             time.sleep(self.every)
 
 
-def get(url, headers=None, timeout=120):
+def fetch(url, headers=None, timeout=120):
+    """(status, response headers, body); status 0 when no answer came."""
     req = urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
+            return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, e.read()
+        return e.code, e.headers, e.read()
     except OSError as e:
-        return 0, str(e).encode()
+        return 0, {}, str(e).encode()
+
+
+def get(url, headers=None, timeout=120):
+    status, _, body = fetch(url, headers, timeout)
+    return status, body
 
 
 def wait_ready(base, seconds=30):

@@ -26,12 +26,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, RssSampler, free_port, get, tree_rss_kib, wait_ready  # noqa: E402
+from bench import ROOT, RssSampler, fetch, free_port, get, tree_rss_kib, wait_ready  # noqa: E402
 
 PROFILE = "release"
 
@@ -151,15 +149,9 @@ def overload(args):
             if n is None:
                 return
             url = render_url(base, stub_port, f"/d-solo/load{n}/p?delay=300", timeout=5)
-            req = urllib.request.Request(url, headers={"X-Auth-Token": "-"})
             t = time.perf_counter()
-            try:
-                with urllib.request.urlopen(req, timeout=30) as r:
-                    status, retry = r.status, r.headers.get("Retry-After")
-            except urllib.error.HTTPError as e:
-                status, retry = e.code, e.headers.get("Retry-After")
-            except OSError:
-                status, retry = 0, None
+            status, answer_headers, _ = fetch(url, {"X-Auth-Token": "-"}, timeout=30)
+            retry = answer_headers.get("Retry-After")
             with lock:
                 results.append((status, retry, time.perf_counter() - t))
 
@@ -221,15 +213,9 @@ def soak(args):
                 return
             kind, _, page, extra, expect = random.choice(plan)
             url = render_url(base, stub_port, page.format(i=i), timeout=15, **extra)
-            req = urllib.request.Request(url, headers={"X-Auth-Token": "-"})
             t = time.perf_counter()
-            try:
-                with urllib.request.urlopen(req, timeout=30) as r:
-                    status, ctype, body = r.status, r.headers.get("Content-Type", ""), r.read()
-            except urllib.error.HTTPError as e:
-                status, ctype, body = e.code, e.headers.get("Content-Type", ""), e.read()
-            except OSError as e:
-                status, ctype, body = 0, "", str(e).encode()
+            status, answer_headers, body = fetch(url, {"X-Auth-Token": "-"}, timeout=30)
+            ctype = answer_headers.get("Content-Type", "")
             ok = {
                 "png": status == 200 and ctype == "image/png" and body[:8] == b"\x89PNG\r\n\x1a\n",
                 "pdf": status == 200 and ctype == "application/pdf" and body[:5] == b"%PDF-",
