@@ -99,7 +99,7 @@ impl PluginServices {
     }
 }
 
-/// The first value of a forwarded header; Grafana sends a list per name.
+/// A forwarded header's values joined with `;`, as the official plugin did (Grafana sends a list per name).
 fn header(headers: &HashMap<String, StringList>, name: &str) -> Option<String> {
     headers
         .iter()
