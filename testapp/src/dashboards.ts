@@ -23,6 +23,8 @@ export interface PanelDef {
   targets?: StandInQuery[];
   options?: Record<string, unknown>;
   fieldConfig?: { defaults: Record<string, unknown>; overrides: any[] };
+  /** Points per series (default: one per pixel of the panel's width). */
+  maxDataPoints?: number;
   /** Repeat this panel for every value of the variable (horizontally). */
   repeat?: string;
 }
@@ -117,6 +119,7 @@ function panel(kind: string, id: number, x: number, y: number, w: number, h: num
         type: 'barchart',
         title: title ?? 'Bar chart',
         targets: [{ refId: 'A', alias: 'errors', seed: 7 }],
+        maxDataPoints: 24,
         fieldConfig: { defaults: { unit: 'short', min: 0, color: fixed(COLORS.bars) }, overrides: [] },
       };
     case 'text':

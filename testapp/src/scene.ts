@@ -73,7 +73,12 @@ function vizPanel(def: PanelDef, key = `panel-${def.id}`): VizPanel {
     options: def.options ?? {},
     fieldConfig: (def.fieldConfig as any) ?? { defaults: {}, overrides: [] },
     $data: def.targets
-      ? new SceneQueryRunner({ datasource: STAND_IN_DS, queries: def.targets, maxDataPointsFromWidth: true })
+      ? new SceneQueryRunner({
+          datasource: STAND_IN_DS,
+          queries: def.targets,
+          maxDataPoints: def.maxDataPoints,
+          maxDataPointsFromWidth: !def.maxDataPoints,
+        })
       : undefined,
   });
 }
@@ -87,9 +92,10 @@ function panelBody(def: PanelDef): SceneObject {
   let clone = 0;
   return new SceneByVariableRepeater({
     variableName: name,
-    body: new SceneFlexLayout({ direction: 'row', children: [] }),
+    body: new SceneFlexLayout({ direction: 'row', height: '100%', children: [] }),
     getLayoutChild: (option) =>
       new SceneFlexItem({
+        height: '100%',
         $variables: new SceneVariableSet({
           variables: [new LocalValueVariable({ name, value: option.value, text: option.label })],
         }),

@@ -22,9 +22,17 @@
 //!   set; `bundle=0` for none). It is served with immutable cache headers.
 //!
 //! A drawn panel is filled with [`DRAWN_RGB`]; the page background is [`BACKGROUND_RGB`].
+//!
+//! In frontend mode ([`GrafanaStub::start_frontend`], see [`frontend`]) the same dashboard
+//! routes answer grender's Grafana-frontend test app instead, built from Grafana's own npm
+//! packages (`testapp/`), with its data from `POST /api/ds/query`.
+
+pub mod frontend;
+pub use frontend::frontend_dist;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path as FsPath;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,6 +66,8 @@ struct Shared {
     bundle_kib: u64,
     seen: Arc<Mutex<Vec<Seen>>>,
     bundles: Arc<Mutex<HashMap<u64, axum::body::Bytes>>>,
+    /// Frontend mode: the test app served on the dashboard routes.
+    frontend: Option<Arc<frontend::Frontend>>,
 }
 
 /// How the stand-in behaves.
@@ -99,6 +109,35 @@ impl GrafanaStub {
 
     /// Starts on `addr`.
     pub async fn start_on(addr: SocketAddr, options: StubOptions) -> std::io::Result<Self> {
+        Self::start_with(addr, options, None).await
+    }
+
+    /// Frontend mode on 127.0.0.1 with a random port: the dashboard routes serve the test
+    /// app built in `dist` (see [`frontend_dist`]), without a bundle. With `render_key`,
+    /// dashboards need that cookie.
+    pub async fn start_frontend(dist: &FsPath, render_key: Option<&str>) -> std::io::Result<Self> {
+        let options = StubOptions {
+            render_key: render_key.map(String::from),
+            bundle_kib: 0,
+        };
+        Self::start_on_frontend("127.0.0.1:0".parse().expect("valid address"), options, dist).await
+    }
+
+    /// Frontend mode on `addr` (see [`frontend`]).
+    pub async fn start_on_frontend(
+        addr: SocketAddr,
+        options: StubOptions,
+        dist: &FsPath,
+    ) -> std::io::Result<Self> {
+        let app = frontend::Frontend::load(dist)?;
+        Self::start_with(addr, options, Some(Arc::new(app))).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        options: StubOptions,
+        frontend: Option<Arc<frontend::Frontend>>,
+    ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -108,6 +147,7 @@ impl GrafanaStub {
             bundle_kib: options.bundle_kib,
             seen: seen.clone(),
             bundles: Arc::default(),
+            frontend,
         });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -158,7 +198,8 @@ fn router(shared: Shared) -> Router {
         .route("/d/{uid}/{slug}", get(dashboard))
         .route("/d-solo/{uid}/{slug}", get(dashboard))
         .route("/d-csv/{uid}", get(csv_page))
-        .route("/api/ds/query", get(query))
+        .route("/d-csv/{uid}/{slug}", get(csv_page))
+        .route("/api/ds/query", get(query).post(ds_query))
         .route("/api/report", get(|| async { StatusCode::NO_CONTENT }))
         .route(
             "/api/health",
@@ -172,7 +213,7 @@ fn router(shared: Shared) -> Router {
                 (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
             }),
         )
-        .route("/public/build/{file}", get(bundle))
+        .route("/public/build/{*file}", get(bundle))
         .route(
             "/",
             get(|| async {
@@ -285,6 +326,9 @@ async fn dashboard(
     if let Some(to_login) = login_unless_render_key(&shared, &uri, &headers) {
         return to_login;
     }
+    if let Some(app) = &shared.frontend {
+        return app_page(app, &uid, &headers, &q);
+    }
     let solo = uri.path().starts_with("/d-solo/");
     let num = |k: &str, d: u64| q.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d);
     let config = serde_json::json!({
@@ -326,8 +370,51 @@ async fn dashboard(
         .into_response()
 }
 
-/// `app.<KiB>k.js`: a deterministic bundle of that size, generated once and kept.
+/// Frontend mode: the test app's page, Grafana's boot data inlined.
+fn app_page(
+    app: &frontend::Frontend,
+    uid: &str,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Response {
+    let theme = q.get("theme").map(String::as_str).unwrap_or("dark");
+    let org_id = q.get("orgId").and_then(|o| o.parse().ok()).unwrap_or(1);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    (
+        [
+            (
+                header::SET_COOKIE,
+                format!("grafana_session={uid}; Path=/; HttpOnly"),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        Html(app.page(theme, org_id, host)),
+    )
+        .into_response()
+}
+
+/// Frontend mode's data source: `POST /api/ds/query` (see [`frontend`]).
+async fn ds_query(body: Option<axum::Json<frontend::DsRequest>>) -> Response {
+    let Some(axum::Json(req)) = body else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"message": "bad request data", "traceID": ""})),
+        )
+            .into_response();
+    };
+    tokio::time::sleep(Duration::from_millis(frontend::ds_delay(&req))).await;
+    frontend::ds_answer(&req)
+}
+
+/// `app.<KiB>k.js`: a deterministic bundle of that size, generated once and kept; in
+/// frontend mode first the files of the test app's build.
 async fn bundle(State(shared): State<Shared>, Path(file): Path<String>) -> Response {
+    if let Some(asset) = shared.frontend.as_ref().and_then(|app| app.asset(&file)) {
+        return asset;
+    }
     let Some(kib) = file
         .strip_prefix("app.")
         .and_then(|f| f.strip_suffix("k.js"))
@@ -403,12 +490,20 @@ pub const CSV_NAME: &str = "Prometheus_ 1-data-2026-11-24 21_00_00.csv";
 /// download the panel's data as CSV. Knobs: `name` (download name), `delay` (query ms).
 async fn csv_page(
     State(shared): State<Shared>,
+    Path(path): Path<HashMap<String, String>>,
     uri: Uri,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    if shared.frontend.is_none() && path.contains_key("slug") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     if let Some(to_login) = login_unless_render_key(&shared, &uri, &headers) {
         return to_login;
+    }
+    if let Some(app) = &shared.frontend {
+        let uid = path.get("uid").map(String::as_str).unwrap_or("");
+        return app_page(app, uid, &headers, &q);
     }
     let config = serde_json::json!({
         "name": q.get("name").map(String::as_str).unwrap_or(CSV_NAME),

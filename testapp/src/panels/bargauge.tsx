@@ -1,5 +1,5 @@
 // Bar gauge panel: @grafana/ui's BarGauge, one bar per series.
-import { PanelPlugin, PanelProps, VizOrientation, getFieldDisplayValues } from '@grafana/data';
+import { PanelPlugin, PanelProps, VizOrientation, getDisplayValueAlignmentFactors, getFieldDisplayValues } from '@grafana/data';
 import { config } from '@grafana/runtime';
 import { BarGaugeDisplayMode } from '@grafana/schema';
 import { BarGauge } from '@grafana/ui';
@@ -19,6 +19,7 @@ function BarGaugePanel({ data, width, height, fieldConfig, replaceVariables, tim
     return <NoData width={width} height={height} />;
   }
   const h = Math.floor(height / values.length);
+  const alignmentFactors = getDisplayValueAlignmentFactors(values);
   return (
     <div style={{ width, height }}>
       {values.map((v, i) => (
@@ -33,6 +34,7 @@ function BarGaugePanel({ data, width, height, fieldConfig, replaceVariables, tim
           width={width}
           height={h}
           itemSpacing={4}
+          alignmentFactors={alignmentFactors}
           theme={config.theme2}
         />
       ))}
