@@ -92,10 +92,10 @@ function panelBody(def: PanelDef): SceneObject {
   let clone = 0;
   return new SceneByVariableRepeater({
     variableName: name,
-    body: new SceneFlexLayout({ direction: 'row', height: '100%', children: [] }),
+    // A root flex layout takes only min-height from its state; its items stretch to it.
+    body: new SceneFlexLayout({ direction: 'row', minHeight: '100%', children: [] }),
     getLayoutChild: (option) =>
       new SceneFlexItem({
-        height: '100%',
         $variables: new SceneVariableSet({
           variables: [new LocalValueVariable({ name, value: option.value, text: option.label })],
         }),
