@@ -4,7 +4,8 @@
 // when each <canvas> first has drawn pixels. Times are ms since navigation start.
 //
 // Usage: node --experimental-websocket testapp/tools/readiness.mjs URL [ms=8000] [WxH=1200x900]
-// (Node 22+ needs no flag.) Needs chromium-headless-shell (or CHROME=path).
+// (Node 22+ needs no flag.) Needs chromium-headless-shell (or CHROME=path). With
+// DOWNLOAD_DIR=dir, downloads (the /d-csv/ route's CSV) are saved there.
 import { spawn } from 'node:child_process';
 
 const [url, waitArg = '8000', size = '1200x900'] = process.argv.slice(2);
@@ -76,12 +77,16 @@ const hook = `(() => {
   };
   requestAnimationFrame(poll);
 })();`;
+if (process.env.DOWNLOAD_DIR) {
+  // Let /d-csv/ downloads land there.
+  await send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: process.env.DOWNLOAD_DIR });
+}
 await send('Page.enable');
 await send('Page.addScriptToEvaluateOnNewDocument', { source: hook });
 await send('Page.navigate', { url });
 await sleep(Number(waitArg));
 const res = await send('Runtime.evaluate', {
-  expression: 'JSON.stringify({trace: window.__trace, count: window.__grafanaRunningQueryCount, hasContext: !!window.__grafanaSceneContext, canvases: document.querySelectorAll("canvas").length, errors: [...document.querySelectorAll("[data-testid*=\\"Panel status\\"], [aria-label*=\\"error\\" i]")].length})',
+  expression: 'JSON.stringify({trace: window.__trace, count: window.__grafanaRunningQueryCount, hasContext: !!window.__grafanaSceneContext, canvases: document.querySelectorAll("canvas").length, scrollHeight: document.documentElement.scrollHeight})',
   returnByValue: true,
 });
 console.log(res.result?.result?.value ?? JSON.stringify(res));
