@@ -281,6 +281,13 @@ pub struct ServerOptions {
         default_value_t = 60_000_000
     )]
     pub max_pixels: u64,
+    /// Largest CSV download a render may produce, in bytes; a larger one is cancelled and refused (413).
+    #[arg(
+        long = "render.max-csv-bytes",
+        env = "RENDER_MAX_CSV_BYTES",
+        default_value_t = 100 * 1024 * 1024
+    )]
+    pub max_csv_bytes: u64,
 }
 
 /// Parses Go-style listen addresses, where ":8081" means every interface.

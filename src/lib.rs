@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod browser;
+pub(crate) mod cdp_health;
 pub mod cli;
 pub mod config;
 pub mod duration;
@@ -33,6 +34,24 @@ use browser::{BrowserOptions, BrowserSupervisor, LaunchOptions};
 use config::{ConfigError, ServerOptions};
 use page::{PageOptions, ReadinessOptions};
 use render::Renderer;
+
+/// Installs the process's logger: `filter` decides what is printed (to stderr, as text or
+/// JSON); the CDP client's own messages are never printed but counted (see `cdp_health`).
+pub fn init_logging(filter: tracing_subscriber::EnvFilter, json: bool) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let printed = if json {
+        fmt.json().with_filter(filter).boxed()
+    } else {
+        fmt.with_filter(filter).boxed()
+    };
+    let _ = tracing_subscriber::registry()
+        .with(printed)
+        .with(cdp_health::layer())
+        .try_init();
+}
 
 /// The origins of server.allowed-origin (validated at start-up).
 fn allowed_origins(origins: &[String]) -> Vec<url::Origin> {
@@ -85,6 +104,7 @@ impl Service {
                 first_signal_grace: opts.give_up_on_first_query,
             },
             max_pixels: opts.max_pixels,
+            max_csv_bytes: opts.max_csv_bytes,
             origins: page::guard::OriginPolicy {
                 allowed: allowed_origins(&opts.allowed_origins),
                 block_other_hosts: opts.block_other_hosts,

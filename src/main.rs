@@ -64,11 +64,8 @@ fn run_once(opts: &ServerOptions, command: impl std::future::Future<Output = u8>
         "{},chromiumoxide=off",
         opts.log_level.replace("info", "warn")
     ))
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,chromiumoxide=off"));
+    grender::init_logging(filter, false);
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -143,24 +140,12 @@ fn run_server(opts: ServerOptions) -> ExitCode {
 }
 
 fn init_logging(opts: &ServerOptions) {
-    // The CDP crate logs every unknown protocol message and the expected disconnect at
-    // shutdown; grender reports what matters itself, so the crate speaks only at debug.
-    let cdp = if opts.log_level == "debug" {
-        "warn"
-    } else {
-        "off"
-    };
+    // The CDP crate logs whole protocol messages (render keys included) when it cannot
+    // parse one: it never prints; grender counts those and names their method instead.
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "{},chromiumoxide={cdp},chromium=warn",
+        "{},chromiumoxide=off,chromium=warn",
         opts.log_level
     ))
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if opts.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,chromiumoxide=off"));
+    grender::init_logging(filter, opts.log_format == "json");
 }

@@ -210,6 +210,11 @@ impl Metrics {
         m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
+        // Process-wide: the CDP client reports these outside any one service.
+        m.registry
+            .register(Box::new(crate::cdp_health::UNPARSED.clone()))?;
+        m.registry
+            .register(Box::new(crate::cdp_health::NAVIGATION_RESCUES.clone()))?;
         Ok(m)
     }
 

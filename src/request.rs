@@ -20,7 +20,8 @@ pub struct RenderRequest {
     pub cookie: Option<RenderCookie>,
     /// The caller's Accept-Language, forwarded on every browser request.
     pub accept_language: Option<String>,
-    /// More headers for every browser request (the CLI's `Authorization` for an API token).
+    /// Headers with credentials (the CLI's `Authorization` for an API token), added only to
+    /// requests to the target URL's origin.
     pub extra_headers: Vec<(String, String)>,
     /// browser.readiness.timeout from a matching browser.override.
     pub readiness_timeout: Option<Duration>,

@@ -263,3 +263,48 @@ async fn print_config_masks_tokens_and_names_sources() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn the_grafana_token_goes_to_the_target_origin_only() {
+    if !common::chromium_available() {
+        return;
+    }
+    let stub = GrafanaStub::start(Some(RENDER_KEY)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("panel.png");
+    // The page also loads an image from another origin (the stand-in under another name).
+    let probe = format!("http://localhost:{}", stub.addr.port());
+    let url = stub.url(&format!(
+        "/d-solo/token/panel?probe={}",
+        url::form_urlencoded::byte_serialize(probe.as_bytes()).collect::<String>()
+    ));
+    let out = render_to(
+        &url,
+        &out_path,
+        RENDER_KEY,
+        &["--grafana-token", "glsa_secret"],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = stub.seen_at("/d-solo/token/");
+    let queries = stub.seen_at("/api/ds/query");
+    assert!(!page.is_empty() && !queries.is_empty());
+    for s in page.iter().chain(&queries) {
+        assert_eq!(
+            s.authorization.as_deref(),
+            Some("Bearer glsa_secret"),
+            "{}",
+            s.path
+        );
+    }
+    let probes = stub.seen_at("/probe.svg");
+    assert!(!probes.is_empty(), "the other origin's image was requested");
+    assert!(
+        probes.iter().all(|s| s.authorization.is_none()),
+        "the token went to another origin: {probes:?}"
+    );
+}

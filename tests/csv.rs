@@ -119,3 +119,37 @@ async fn csv_errors_are_clear_and_leave_no_files() {
         "download directories left behind: {left:?}"
     );
 }
+
+#[tokio::test]
+async fn a_csv_download_is_bounded_in_size_and_in_waiting() {
+    let Some(h) = Harness::start(&[
+        "--render.max-csv-bytes=100",
+        "--browser.readiness.timeout=1s",
+        "--render.concurrency=1",
+    ])
+    .await
+    else {
+        return;
+    };
+    // The stand-in's CSV is a few hundred bytes: over the cap.
+    assert!(grafana_stub::csv_body().len() > 100);
+    let target = h.stub.url("/d-csv/big?panelId=1");
+    let r = h
+        .get_with(&csv_url(&h, &target, &[]), &[("X-Auth-Token", TOKEN)])
+        .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("render.max-csv-bytes"), "{}", r.text());
+    // A page that never downloads ends at the readiness timeout, not the request's 60 s.
+    let target = h.stub.url("/d-csv/never?panelId=1&delay=30000");
+    let r = h
+        .get_with(&csv_url(&h, &target, &[]), &[("X-Auth-Token", TOKEN)])
+        .await;
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert!(r.text().contains("CSV download"), "{}", r.text());
+    // The tab is fine for the next render.
+    let h2 = h
+        .render(&h.stub.url("/d-solo/after/p"), &[("height", "500")])
+        .await;
+    assert_eq!(h2.status, 200, "{}", h2.text());
+    h.stop().await;
+}

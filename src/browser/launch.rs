@@ -182,6 +182,9 @@ fn base_flags(profile: &std::path::Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // Pop-ups and `target=_blank` links of a render would outlive it in its warm
+    // context and see the next render's cookies: headless refuses to open them.
+    flags.push("--block-new-web-contents".into());
     flags.push(format!("--user-data-dir={}", profile.display()));
     flags
 }

@@ -24,7 +24,7 @@ use chromiumoxide::cdp::browser_protocol::page::{
 };
 use chromiumoxide::cdp::browser_protocol::storage::{ClearCookiesParams, ClearDataForOriginParams};
 use chromiumoxide::cdp::browser_protocol::target::{
-    CreateBrowserContextParams, CreateTargetParams, EventTargetCrashed, TargetId,
+    CreateBrowserContextParams, CreateTargetParams, EventTargetCrashed, GetTargetsParams, TargetId,
 };
 use chromiumoxide::cdp::js_protocol::runtime::AddBindingParams;
 use futures::StreamExt;
@@ -190,6 +190,7 @@ pub async fn lease(browser: &Arc<LiveBrowser>) -> Result<LeasedTab, RenderError>
                 let leased = LeasedTab {
                     browser: browser.clone(),
                     tab: Some(tab),
+                    spoiled: Default::default(),
                 };
                 if !crashed {
                     return Ok(leased);
@@ -203,6 +204,7 @@ pub async fn lease(browser: &Arc<LiveBrowser>) -> Result<LeasedTab, RenderError>
                 return Ok(LeasedTab {
                     browser: browser.clone(),
                     tab: Some(tab),
+                    spoiled: Default::default(),
                 });
             }
             Taken::Full => returned.await,
@@ -279,6 +281,8 @@ pub async fn prewarm(browser: &Arc<LiveBrowser>, count: usize) {
 pub struct LeasedTab {
     browser: Arc<LiveBrowser>,
     tab: Option<Tab>,
+    /// Set when the render left the tab in a state not worth scrubbing.
+    spoiled: std::sync::atomic::AtomicBool,
 }
 
 impl LeasedTab {
@@ -296,6 +300,11 @@ impl LeasedTab {
             .page
     }
 
+    /// Makes [`LeasedTab::give_back`] dispose the tab's context whatever the render's outcome.
+    pub fn spoil(&self) {
+        self.spoiled.store(true, Ordering::Relaxed);
+    }
+
     /// Ends the loan. A `reusable` tab is scrubbed in the background and returned to the
     /// pool; otherwise (or when worn out) its context is disposed.
     pub fn give_back(mut self, reusable: bool) {
@@ -303,12 +312,13 @@ impl LeasedTab {
             return;
         };
         let browser = self.browser.clone();
+        let reusable = reusable && !self.spoiled.load(Ordering::Relaxed);
         tab.uses += 1;
         tokio::spawn(async move {
             if reusable && tab.uses < browser.tabs.max_uses && !browser.died.is_cancelled() {
                 match scrub(&browser, &tab).await {
                     Ok(()) => return browser.tabs.put_idle(tab),
-                    Err(e) => tracing::debug!("discarding a tab that could not be scrubbed: {e}"),
+                    Err(e) => tracing::debug!("discarding a tab's context: {e}"),
                 }
             }
             dispose(&browser, tab).await;
@@ -334,7 +344,37 @@ async fn dispose(browser: &LiveBrowser, tab: Tab) {
 }
 
 /// Removes every trace of the last render from the tab's context except the HTTP cache.
-async fn scrub(browser: &LiveBrowser, tab: &Tab) -> Result<(), chromiumoxide::error::CdpError> {
+async fn scrub(browser: &LiveBrowser, tab: &Tab) -> Result<(), String> {
+    clear(browser, tab).await.map_err(|e| e.to_string())?;
+    // Anything else the render made in its context (a pop-up, a service or shared
+    // worker) could outlive it and act with the next render's cookie: the context goes.
+    let others = leftover_targets(browser, tab).await?;
+    if others.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the render left {}", others.join(", ")))
+    }
+}
+
+/// The targets of `tab`'s context other than the tab itself, as "type" names.
+async fn leftover_targets(browser: &LiveBrowser, tab: &Tab) -> Result<Vec<String>, String> {
+    let targets = browser
+        .cdp
+        .execute(GetTargetsParams::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(targets
+        .result
+        .target_infos
+        .iter()
+        .filter(|t| t.browser_context_id.as_ref() == Some(&tab.context_id))
+        .filter(|t| &t.target_id != tab.page.target_id())
+        .map(|t| t.r#type.clone())
+        .collect())
+}
+
+/// Deletes the last render's cookies, storage and document; the HTTP cache stays.
+async fn clear(browser: &LiveBrowser, tab: &Tab) -> Result<(), chromiumoxide::error::CdpError> {
     let page = &tab.page;
     let tree = page.execute(GetFrameTreeParams::default()).await?;
     let mut origins = BTreeSet::new();

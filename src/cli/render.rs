@@ -45,7 +45,7 @@ pub struct RenderArgs {
     /// Cookie domain of --render-key (Grafana's host name).
     #[arg(long)]
     pub domain: Option<String>,
-    /// A Grafana service-account token, sent as `Authorization: Bearer` on every request.
+    /// A Grafana service-account token, sent as `Authorization: Bearer` to the target's origin only.
     #[arg(long = "grafana-token", env = "GRAFANA_TOKEN")]
     pub grafana_token: Option<String>,
     /// PDF paper: letter, legal, tabloid, ledger, a0–a6.

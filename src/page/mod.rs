@@ -2,6 +2,7 @@
 //! zone and language, set the render-key cookie, navigate, wait for readiness, capture.
 
 pub mod guard;
+mod navigate;
 pub mod readiness;
 pub mod watch;
 
@@ -35,6 +36,8 @@ pub struct PageOptions {
     pub readiness: ReadinessOptions,
     /// Cap on width × height × scale² for full-page captures.
     pub max_pixels: u64,
+    /// Cap on a CSV download (render.max-csv-bytes).
+    pub max_csv_bytes: u64,
     /// Where renders may go.
     pub origins: guard::OriginPolicy,
 }
@@ -168,12 +171,9 @@ async fn drive(
 ) -> Result<Capture, RenderError> {
     let page = tab.page();
     let watch = watch::PageWatch::start(page).await;
-    let navigation = guard::NavigationGuard::start(page, &opts.origins).await?;
-    let refused = || {
-        navigation
-            .as_ref()
-            .and_then(guard::NavigationGuard::refused)
-    };
+    let navigation =
+        guard::NavigationGuard::start(page, &opts.origins, &req.url, &req.extra_headers).await?;
+    let refused = || navigation.refused();
     let download = match (&req.output, tab.context_id()) {
         (Output::Csv { .. }, Some(context)) => Some(
             output::csv::Download::start(
@@ -191,47 +191,41 @@ async fn drive(
         .map_err(|e| RenderError::cdp("listening for Grafana's render report", e))?;
     emulate_viewport(page, &req.viewport, req.viewport.start_height()).await?;
     set_timezone(page, req.timezone.as_deref(), &opts.default_timezone).await?;
-    // Always set, so a reused tab does not keep the previous render's language.
+    // Always set, so a reused tab does not keep the previous render's language. (Headers
+    // with credentials go to the target's origin only: the guard adds them.)
     let mut headers = serde_json::Map::new();
     if let Some(lang) = &req.accept_language {
         headers.insert("Accept-Language".into(), lang.clone().into());
-    }
-    for (name, value) in &req.extra_headers {
-        headers.insert(name.clone(), value.clone().into());
     }
     let headers = serde_json::Value::Object(headers);
     page.execute(SetExtraHttpHeadersParams::new(Headers::new(headers)))
         .await
         .map_err(|e| RenderError::cdp("setting Accept-Language", e))?;
     if let Some(cookie) = &req.cookie {
-        let params = SetCookieParams::builder()
-            .name("renderKey")
-            .value(cookie.key.clone())
-            .domain(cookie_domain(&cookie.domain))
-            .build()
-            .map_err(|e| RenderError::cdp("setting the renderKey cookie", e))?;
-        page.execute(params)
+        page.execute(render_key_cookie(cookie, &req.url)?)
             .await
             .map_err(|e| RenderError::cdp("setting the renderKey cookie", e))?;
     }
 
     progress.set(STAGE_LOADING);
-    if let Err(e) = page.goto(req.url.as_str()).await {
-        if let Some(refused) = refused() {
-            return Err(refused);
-        }
-        // A URL that is itself the download ends its navigation as "aborted".
-        let reason = e.to_string();
-        if download.is_none() || !reason.contains("ERR_ABORTED") {
-            return Err(RenderError::Navigation {
-                url: req.url.clone(),
-                reason,
-            });
+    match navigate::goto(page, req.url.as_str()).await {
+        Ok(navigate::Loaded::ByClient) => {}
+        // The CDP client still waits for this navigation and would hold up the tab's next.
+        Ok(navigate::Loaded::ByLifecycle) => tab.spoil(),
+        Err(e) => {
+            if let Some(refused) = refused() {
+                return Err(refused);
+            }
+            // A URL that is itself the download ends its navigation as "aborted".
+            if download.is_none() || !e.reason().contains("ERR_ABORTED") {
+                return Err(e.into_render_error(req.url.as_str()));
+            }
         }
     }
     if let Some(download) = download {
         progress.set("waiting for the CSV download");
-        let (bytes, suggested) = download.finish().await?;
+        let wait = req.readiness_timeout.unwrap_or(opts.readiness.timeout);
+        let (bytes, suggested) = download.finish(wait, opts.max_csv_bytes).await?;
         let name = match &req.output {
             Output::Csv {
                 file_name: Some(name),
@@ -271,6 +265,11 @@ async fn drive(
         return Err(RenderError::PageScriptError(thrown.join(" | ")));
     }
     tracing::debug!(?mode, "page ready");
+    // The page may have tried to leave for a refused origin after it loaded: its error
+    // page is no picture of the dashboard.
+    if let Some(refused) = refused() {
+        return Err(refused);
+    }
 
     progress.set("capturing the picture");
     let bytes = match &req.output {
@@ -409,6 +408,32 @@ async fn set_timezone(
         .await
         .map_err(|e| RenderError::cdp("setting the time zone", format!("{default}: {e}")))?;
     Ok(())
+}
+
+/// The `renderKey` cookie: `HttpOnly` (Grafana's server reads it; no script of the page
+/// needs it) and host-only for the target's host, unless Grafana named another domain.
+fn render_key_cookie(
+    cookie: &crate::request::RenderCookie,
+    url: &str,
+) -> Result<SetCookieParams, RenderError> {
+    let url = url::Url::parse(url).ok();
+    let builder = SetCookieParams::builder()
+        .name("renderKey")
+        .value(cookie.key.clone())
+        .path("/")
+        .http_only(true);
+    let same_host = url
+        .as_ref()
+        .and_then(|u| u.host_str())
+        .is_some_and(|h| h.trim_matches(['[', ']']) == cookie.domain.trim_matches(['[', ']']));
+    let builder = match url.filter(|_| same_host) {
+        // With a URL and no domain, Chromium makes the cookie host-only.
+        Some(url) => builder.url(url.origin().ascii_serialization()),
+        None => builder.domain(cookie_domain(&cookie.domain)),
+    };
+    builder
+        .build()
+        .map_err(|e| RenderError::cdp("setting the renderKey cookie", e))
 }
 
 /// Cookie domains that are IPv6 literals must be bracketed, as in URLs.

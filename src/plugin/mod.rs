@@ -226,8 +226,8 @@ fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},chromiumoxide=off"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,chromiumoxide=off"));
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(hclog::HclogLayer)
+        .with(hclog::HclogLayer.with_filter(filter))
+        .with(crate::cdp_health::layer())
         .try_init();
 }
 

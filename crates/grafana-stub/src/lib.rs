@@ -42,6 +42,8 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+mod hostile;
+
 /// Colour of a panel once its data is drawn.
 pub const DRAWN_RGB: [u8; 3] = [20, 160, 60];
 /// Colour of the page behind panels (and of a panel not yet drawn).
@@ -58,6 +60,8 @@ pub struct Seen {
     /// The whole Cookie header.
     pub cookies: String,
     pub accept_language: Option<String>,
+    /// The Authorization header, if any.
+    pub authorization: Option<String>,
 }
 
 #[derive(Clone)]
@@ -214,6 +218,7 @@ fn router(shared: Shared) -> Router {
             }),
         )
         .route("/public/build/{*file}", get(bundle))
+        .merge(hostile::routes())
         .route(
             "/",
             get(|| async {
@@ -249,6 +254,10 @@ async fn record(
             .join("; "),
         accept_language: headers
             .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+        authorization: headers
+            .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(String::from),
     };
