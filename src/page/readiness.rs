@@ -5,12 +5,14 @@
 //! - **binding**: `window.__grafanaRenderBindingSupported`; Grafana calls the CDP binding
 //!   `__grafanaImageRendererMessageChannel` when done. A `success:false` report fails.
 //! - **scenes** (Grafana 10+): `window.__grafanaSceneContext` with
-//!   `window.__grafanaRunningQueryCount` back at 0 after a query was seen.
+//!   `window.__grafanaRunningQueryCount` back at 0 after a query was seen, and then the
+//!   page settled: a few animation frames in a row on time and without DOM changes
+//!   (Grafana's real frontend draws its panels in long tasks after the counter is 0).
 //! - **legacy** (Grafana 7–9): `window.panelsRendered` reaching the panel count, or the
 //!   Node renderer's dashboard rule (every `[data-panelid]` has drawn content).
 //!
 //! A page with none of these after `give-up-on-first-query` is captured as it is.
-//! After the signal, two animation frames pass so the last paint is on screen.
+//! After the other signals, two animation frames pass so the last paint is on screen.
 
 use std::time::Duration;
 
@@ -24,6 +26,15 @@ use crate::error::RenderError;
 
 /// Upper bound between two readiness checks when the DOM is quiet.
 const POLL_MS: u64 = 25;
+/// Animation frames in a row without a DOM change or a long task that make a Scenes page
+/// settled once its queries are done (measured against Grafana's real frontend: the last
+/// panel draws 100–300 ms after the query counter returns to 0, in long tasks).
+const QUIET_FRAMES: u32 = 3;
+/// A frame later than this after the previous one means a long task ran in between.
+const LONG_FRAME_MS: u64 = 50;
+/// A Scenes page without any active query runner or variable is not waited on for a
+/// first query (give-up-on-first-query) after this long: nothing will ever query.
+const MIN_QUIET_MS: u64 = 300;
 
 /// The name of the CDP binding Grafana reports completion through.
 pub const BINDING_NAME: &str = "__grafanaImageRendererMessageChannel";
@@ -56,6 +67,45 @@ const READY_JS: &str = r#"(async (o) => {
     t = setTimeout(() => { mo.disconnect(); r(); }, o.pollMs);
   });
   const count = s => document.querySelectorAll(s).length;
+  // Scenes' counter is back at 0 before the panels have drawn: Grafana then processes the
+  // data and React and uPlot draw in long tasks 100-300 ms later. Settled means
+  // `quietFrames` animation frames in a row, each on time (no long task) and with no DOM
+  // change, with no query running again.
+  // Whether an active scene object would query: a query runner or a variable. Duck-typed
+  // (Scenes' class names are minified), depth-bounded.
+  const activeQueries = root => {
+    let found = false;
+    const visit = (x, depth) => {
+      if (found || !x || depth > 64) return;
+      if (x.isActive && (typeof x.runQueries === 'function' || typeof x.validateAndUpdate === 'function')) {
+        found = true;
+        return;
+      }
+      if (typeof x.forEachChild === 'function') {
+        try { x.forEachChild(c => visit(c, depth + 1)); } catch (e) { found = true; }
+      }
+    };
+    visit(root, 0);
+    return found;
+  };
+  const settled = async () => {
+    let quiet = 0, changes = 0, last = performance.now();
+    const mo = new MutationObserver(l => { changes += l.length; });
+    mo.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+    try {
+      while (quiet < o.quietFrames) {
+        await new Promise(r => requestAnimationFrame(r));
+        const now = performance.now();
+        if (w.__grafanaRunningQueryCount > 0 || now - sliceStart > o.sliceMs) return false;
+        quiet = changes === 0 && now - last < o.longFrameMs ? quiet + 1 : 0;
+        changes = 0;
+        last = now;
+      }
+      return true;
+    } finally {
+      mo.disconnect();
+    }
+  };
   // After a resize, let newly visible (lazy) panels start their queries first.
   if (o.settle) await frames();
   for (;;) {
@@ -71,8 +121,16 @@ const READY_JS: &str = r#"(async (o) => {
     if (w.__grafanaRenderBindingSupported) {
       return {mode: 'binding'};
     } else if (w.__grafanaSceneContext) {
-      if (w.__grafanaRunningQueryCount > 0) w.__grenderSawQuery = true;
-      else if (w.__grenderSawQuery || !o.expectQuery || waited > o.graceMs) { await frames(); return {mode: 'scenes'}; }
+      const running = w.__grafanaRunningQueryCount;
+      if (running > 0) w.__grenderSawQuery = true;
+      else if (w.__grenderSawQuery || !o.expectQuery || waited > o.graceMs) {
+        if (await settled()) return {mode: 'scenes'};
+        continue;
+      } else if (running === undefined && waited > o.minQuietMs && !activeQueries(w.__grafanaSceneContext)) {
+        // Nothing on the page will ever query (a text panel): no need to wait for one.
+        if (await settled() && !activeQueries(w.__grafanaSceneContext)) return {mode: 'scenes'};
+        continue;
+      }
     } else {
       if (panels > 0 && typeof rendered === 'number' && rendered >= panels) { await frames(); return {mode: 'legacy'}; }
       if (!solo) {
@@ -159,6 +217,9 @@ pub async fn wait(
                 "elapsedMs": started.elapsed().as_millis() as u64,
                 "graceMs": opts.first_signal_grace.as_millis() as u64,
                 "expectQuery": true,
+                "quietFrames": QUIET_FRAMES,
+                "minQuietMs": MIN_QUIET_MS,
+                "longFrameMs": LONG_FRAME_MS,
                 "settle": settle,
             });
             settle = false;

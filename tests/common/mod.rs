@@ -71,6 +71,34 @@ impl Harness {
         let stub = GrafanaStub::start(Some(RENDER_KEY))
             .await
             .expect("stub starts");
+        Self::start_with(stub, extra).await
+    }
+
+    /// Like [`Harness::start`], against the stand-in serving the Grafana-frontend test app
+    /// (`testapp/`, built from Grafana's own npm packages by `scripts/testapp.sh`). Skipped
+    /// when it is not built, unless REQUIRE_FRONTEND=1 (as in CI).
+    pub async fn start_frontend(extra: &[&str]) -> Option<Harness> {
+        if !chromium_available() {
+            return None;
+        }
+        let Some(dist) = grafana_stub::frontend_dist() else {
+            if std::env::var("REQUIRE_FRONTEND").is_ok_and(|v| v == "1") {
+                panic!("REQUIRE_FRONTEND=1 but the test app is not built: run scripts/testapp.sh");
+            }
+            eprintln!("skipping: the Grafana-frontend test app is not built (scripts/testapp.sh)");
+            return None;
+        };
+        let stub = GrafanaStub::start_frontend(&dist, Some(RENDER_KEY))
+            .await
+            .expect("stub starts");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_with(stub, move |_| extra).await
+    }
+
+    async fn start_with(
+        stub: GrafanaStub,
+        extra: impl FnOnce(&GrafanaStub) -> Vec<String>,
+    ) -> Option<Harness> {
         let extra = extra(&stub);
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let opts = server_options(&extra);
@@ -208,6 +236,34 @@ impl Image {
     pub fn rgb(&self, x: u32, y: u32) -> [u8; 3] {
         let i = (y as usize * self.width as usize + x as usize) * self.channels;
         [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+
+    /// Pixels within `tolerance` per channel of `rgb`.
+    pub fn count_near(&self, rgb: [u8; 3], tolerance: u8) -> usize {
+        self.data
+            .chunks(self.channels)
+            .filter(|p| {
+                p[..3]
+                    .iter()
+                    .zip(rgb)
+                    .all(|(a, b)| a.abs_diff(b) <= tolerance)
+            })
+            .count()
+    }
+
+    /// Pixels within `tolerance` of `rgb` in the rows `from..to`.
+    pub fn count_near_in_rows(&self, rgb: [u8; 3], tolerance: u8, from: u32, to: u32) -> usize {
+        let row = self.width as usize * self.channels;
+        let (from, to) = (from.min(self.height) as usize, to.min(self.height) as usize);
+        self.data[from * row..to * row]
+            .chunks(self.channels)
+            .filter(|p| {
+                p[..3]
+                    .iter()
+                    .zip(rgb)
+                    .all(|(a, b)| a.abs_diff(b) <= tolerance)
+            })
+            .count()
     }
 
     /// True when the pixel is (within rounding) the stand-in's drawn-panel colour.
