@@ -126,8 +126,12 @@ async fn grafana_renders_a_panel_through_the_plugin() {
         .expect("stub");
     let plugin = Plugin::start(&[]).await;
     eprintln!("handshake: {}", plugin.handshake);
+    // Grafana's data directory: renders go to its png/ and csv/ folders.
     let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("panel.png");
+    let (png_dir, csv_dir) = (dir.path().join("png"), dir.path().join("csv"));
+    std::fs::create_dir(&png_dir).expect("png/");
+    std::fs::create_dir(&csv_dir).expect("csv/");
+    let file = png_dir.join("panel.png");
     let mut renderer = RendererClient::new(plugin.channel.clone());
     let answer = renderer
         .render(render_request(&stub, &file, PLUGIN_TOKEN))
@@ -156,7 +160,7 @@ async fn grafana_renders_a_panel_through_the_plugin() {
     // A failing render comes back in the error field, with gRPC status OK.
     let broken = RenderRequest {
         url: stub.url("/d-solo/plugin/panel?mode=binding&fail=1"),
-        ..render_request(&stub, &dir.path().join("broken.png"), PLUGIN_TOKEN)
+        ..render_request(&stub, &png_dir.join("broken.png"), PLUGIN_TOKEN)
     };
     let answer = renderer
         .render(broken)
@@ -172,7 +176,7 @@ async fn grafana_renders_a_panel_through_the_plugin() {
     // A non-http URL is refused as the official plugin does.
     let file_url = RenderRequest {
         url: "file:///etc/passwd".into(),
-        ..render_request(&stub, &dir.path().join("x.png"), PLUGIN_TOKEN)
+        ..render_request(&stub, &png_dir.join("x.png"), PLUGIN_TOKEN)
     };
     let status = renderer.render(file_url).await.expect_err("refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -183,7 +187,7 @@ async fn grafana_renders_a_panel_through_the_plugin() {
     );
 
     // RenderCSV writes the stand-in's CSV download to filePath and names it.
-    let csv_path = dir.path().join("data.csv");
+    let csv_path = csv_dir.join("data.csv");
     let csv = renderer
         .render_csv(RenderCsvRequest {
             url: stub.url("/d-csv/plugin?orgId=1&panelId=2"),
@@ -272,6 +276,108 @@ async fn grafana_renders_a_panel_through_the_plugin() {
     assert!(
         exited.is_some_and(|s| s.success()),
         "the plugin did not stop: {exited:?}"
+    );
+}
+
+#[tokio::test]
+async fn file_paths_outside_grafanas_render_directories_are_refused() {
+    if !common::chromium_available() {
+        return;
+    }
+    let stub = GrafanaStub::start(Some(common::RENDER_KEY))
+        .await
+        .expect("stub");
+    // The default token: what any local process would try first.
+    let plugin = Plugin::start(&[("GF_PLUGIN_AUTH_TOKEN", "-")]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let png = dir.path().join("png");
+    std::fs::create_dir(&png).expect("png/");
+    let elsewhere = dir.path().join("etc");
+    std::fs::create_dir(&elsewhere).expect("etc/");
+    let victim = elsewhere.join("victim.conf");
+    std::fs::write(&victim, "original").expect("victim");
+    let existing = png.join("existing.png");
+    std::fs::write(&existing, "original").expect("existing");
+    let link = png.join("link.png");
+    std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+    let linked_dir = dir.path().join("linked");
+    std::fs::create_dir(&linked_dir).expect("linked/");
+    std::os::unix::fs::symlink(&elsewhere, linked_dir.join("png")).expect("dir symlink");
+
+    let mut renderer = RendererClient::new(plugin.channel.clone());
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "a symlink at the target",
+            link.display().to_string(),
+            "already exists",
+        ),
+        (
+            "an existing file",
+            existing.display().to_string(),
+            "already exists",
+        ),
+        (
+            "a path outside png/csv/pdf",
+            elsewhere.join("new.png").display().to_string(),
+            "png, csv or pdf",
+        ),
+        (
+            "a relative path",
+            "png/relative.png".to_string(),
+            "absolute",
+        ),
+        (
+            "a path with ..",
+            format!("{}/../etc/new.png", png.display()),
+            "'..'",
+        ),
+        (
+            "a png directory that is a symlink",
+            linked_dir.join("png/new.png").display().to_string(),
+            "symbolic link",
+        ),
+    ];
+    for (what, path, why) in &cases {
+        let request = RenderRequest {
+            file_path: path.clone(),
+            ..render_request(&stub, &png.join("unused.png"), "-")
+        };
+        let answer = renderer
+            .render(request)
+            .await
+            .expect("Render answers")
+            .into_inner();
+        assert!(
+            answer.error.starts_with("[bad-request]") && answer.error.contains(why),
+            "{what}: {:?}",
+            answer.error
+        );
+    }
+    // Nothing was written anywhere, and nothing rendered.
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original");
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "original");
+    assert!(!elsewhere.join("new.png").exists());
+    assert!(
+        stub.seen_at("/d-solo/plugin/panel").is_empty(),
+        "a refused request was rendered"
+    );
+    // A new file in png/ is written (so the refusals above are about the path).
+    let good = png.join("new.png");
+    let answer = renderer
+        .render(render_request(&stub, &good, "-"))
+        .await
+        .expect("Render answers")
+        .into_inner();
+    assert_eq!(answer.error, "");
+    assert!(
+        std::fs::read(&good)
+            .expect("written")
+            .starts_with(b"\x89PNG")
+    );
+    let logs = plugin.logs();
+    assert!(
+        logs.contains("default auth token '-'") && logs.contains("GF_PLUGIN_AUTH_TOKEN"),
+        "no start-up warning about the default token: {logs}"
     );
 }
 

@@ -36,6 +36,7 @@ pub fn environment(get: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, S
         }
     };
     set("BROWSER_PATH", get("GF_PLUGIN_RENDERING_CHROME_BIN"));
+    set("PLUGIN_OUTPUT_DIR", get("GF_PLUGIN_OUTPUT_DIR"));
     set(
         "LOG_LEVEL",
         get("GF_PLUGIN_RENDERING_VERBOSE_LOGGING")
