@@ -449,3 +449,106 @@ async fn without_the_cookie_the_binary_explains_itself() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("grender server"));
 }
+
+/// go-plugin's Shutdown as a raw gRPC call with curl (HTTP/2 without TLS), optionally as
+/// another user through setpriv; returns curl's header dump (trailers included).
+fn curl_shutdown(address: &str, as_uid: Option<u32>) -> String {
+    use std::io::Write;
+    let mut cmd = match as_uid {
+        Some(uid) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={uid}"))
+                .arg("--clear-groups")
+                .arg("curl");
+            c
+        }
+        None => Command::new("curl"),
+    };
+    let mut child = cmd
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--http2-prior-knowledge",
+        ])
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .args(["--data-binary", "@-"])
+        .arg(format!("http://{address}/plugin.GRPCController/Shutdown"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    // An empty message: no compression flag, length 0.
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&[0, 0, 0, 0, 0]).expect("request body");
+    }
+    let out = child.wait_with_output().expect("curl ends");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[tokio::test]
+async fn shutdown_is_refused_from_a_process_of_another_user() {
+    let root = unsafe { libc::geteuid() } == 0;
+    let tools = ["setpriv", "curl"].iter().all(|t| {
+        Command::new(t)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !root || !tools {
+        eprintln!("skipping: needs root, setpriv and curl to call Shutdown as another user");
+        return;
+    }
+    if !common::chromium_available() {
+        return;
+    }
+    let mut plugin = Plugin::start(&[]).await;
+    let address = plugin
+        .handshake
+        .split('|')
+        .nth(3)
+        .expect("address")
+        .to_string();
+    let other = tokio::task::spawn_blocking({
+        let address = address.clone();
+        move || curl_shutdown(&address, Some(65534))
+    })
+    .await
+    .expect("curl");
+    assert!(
+        other.contains("grpc-status: 7"),
+        "not PERMISSION_DENIED: {other}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        matches!(plugin.child.try_wait(), Ok(None)),
+        "another user's Shutdown stopped the plugin"
+    );
+    assert!(
+        plugin.logs().contains("refused go-plugin's Shutdown"),
+        "{}",
+        plugin.logs()
+    );
+    // The same call from Grafana's user (ours) stops it: the refusal above was about the user.
+    let own = tokio::task::spawn_blocking(move || curl_shutdown(&address, None))
+        .await
+        .expect("curl");
+    // (A success's grpc-status travels in trailers, which curl does not print; an error's
+    // would be in these headers.)
+    assert!(
+        own.starts_with("HTTP/2 200") && !own.contains("grpc-status"),
+        "{own}"
+    );
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Ok(Some(status)) = plugin.child.try_wait() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+}

@@ -183,7 +183,10 @@ async fn chromium_gets_no_secret_and_errors_repeat_no_url_secrets() {
     // can only reach the others through it. Secrets must be absent from every one.
     let me = child.id() as i32;
     let tree = descendants(me);
-    assert!(tree.len() >= 2, "expected Chromium's processes under grender: {tree:?}");
+    assert!(
+        tree.len() >= 2,
+        "expected Chromium's processes under grender: {tree:?}"
+    );
     let browsers: Vec<i32> = processes()
         .into_iter()
         .filter(|p| p.1 == me)
@@ -194,7 +197,10 @@ async fn chromium_gets_no_secret_and_errors_repeat_no_url_secrets() {
         let Some(env) = environ(*pid) else { continue };
         let joined = env.join("\n");
         for secret in [TOKEN, OTHER_SECRET, "AUTH_TOKEN="] {
-            assert!(!joined.contains(secret), "process {pid} has {secret:?} in its environment: {env:?}");
+            assert!(
+                !joined.contains(secret),
+                "process {pid} has {secret:?} in its environment: {env:?}"
+            );
         }
         if browsers.contains(pid) {
             // The environment read is the real one: the time zone and locale Chromium was given.
@@ -204,7 +210,10 @@ async fn chromium_gets_no_secret_and_errors_repeat_no_url_secrets() {
             intact += 1;
         }
     }
-    assert!(intact >= 1, "could not read the browser process's environment: {browsers:?}");
+    assert!(
+        intact >= 1,
+        "could not read the browser process's environment: {browsers:?}"
+    );
     // Our own environment does have them, so the test can tell.
     let own = environ(child.id() as i32).unwrap_or_default().join("\n");
     assert!(own.contains(TOKEN) && own.contains(OTHER_SECRET));

@@ -204,7 +204,10 @@ mod tests {
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         // With plugin.output-dir, exactly those directories.
         let f = other.join("f.csv");
-        assert_eq!(check(&f.display().to_string(), &[other.clone()]), Ok(f));
+        assert_eq!(
+            check(&f.display().to_string(), std::slice::from_ref(&other)),
+            Ok(f)
+        );
         assert!(check(&png.join("g.png").display().to_string(), &[other]).is_err());
     }
 
