@@ -873,6 +873,28 @@ mod tests {
                 .to_string()
                 .contains("browser.max-width")
         );
+        for (args, option) in [
+            (&["--render.default-timeout=10m"][..], "render.max-timeout"),
+            (&["--plugin.output-dir=png"][..], "plugin.output-dir"),
+            (
+                &["--browser.sandbox=on", "--browser.flag=--no-sandbox"][..],
+                "browser.sandbox=on",
+            ),
+        ] {
+            let mut argv = vec!["--config=/dev/null"];
+            argv.extend_from_slice(args);
+            let err = server(&argv).validate().unwrap_err().to_string();
+            assert!(err.contains(option), "{args:?}: {err}");
+        }
+        assert!(
+            server(&[
+                "--config=/dev/null",
+                "--browser.sandbox=off",
+                "--browser.flag=--no-sandbox"
+            ])
+            .validate()
+            .is_ok()
+        );
         let o = server(&["--config=/dev/null", "--browser.page-scale-factor=5"]);
         assert!(
             o.validate()
