@@ -179,6 +179,15 @@ async fn a_pdf_over_render_max_pdf_pages_is_413_naming_the_option() {
         r.text()
     );
     // Within the cap (here by pdf.pageRanges) it is served, and grender counts as the test does.
+    // Ranges of the request's own that select too many pages are refused the same way.
+    let r = h
+        .render(
+            &long,
+            &[("encoding", "pdf"), ("pdf.pageRanges", "1-2, 4-5")],
+        )
+        .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("4 pages"), "{}", r.text());
     let ok = h
         .render(&long, &[("encoding", "pdf"), ("pdf.pageRanges", "1-3")])
         .await;

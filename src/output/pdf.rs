@@ -80,9 +80,13 @@ pub async fn print(
         .margin_left(0.0)
         .margin_right(0.0)
         .prefer_css_page_size(false);
-    if let Some(ranges) = &opts.page_ranges {
-        params = params.page_ranges(ranges.clone());
-    }
+    // Without ranges of its own, Chromium prints at most one page over render.max-pdf-pages
+    // (it clamps a range's end to the document), so an endless page costs no endless PDF.
+    let ranges = opts
+        .page_ranges
+        .clone()
+        .unwrap_or_else(|| format!("1-{}", opts.max_pages.saturating_add(1)));
+    params = params.page_ranges(ranges);
     let reply = page.execute(params.build()).await.map_err(|e| {
         let text = e.to_string();
         if opts.page_ranges.is_some() && text.to_ascii_lowercase().contains("range") {
@@ -97,8 +101,13 @@ pub async fn print(
     let pdf = super::decode(reply.result.data.as_ref(), "decoding the PDF")?;
     let pages = page_count(&pdf);
     if pages > opts.max_pages as usize {
+        // Without ranges of its own, Chromium stopped one page over the cap.
+        let more = match opts.page_ranges {
+            Some(_) => pages.to_string(),
+            None => format!("more than {}", opts.max_pages),
+        };
         return Err(RenderError::TooLarge(format!(
-            "the PDF would have {pages} pages, above render.max-pdf-pages ({}). Fix: print fewer pages with \
+            "the PDF would have {more} pages, above render.max-pdf-pages ({}). Fix: print fewer pages with \
              pdf.pageRanges (e.g. 1-{}), or raise render.max-pdf-pages",
             opts.max_pages, opts.max_pages
         )));
