@@ -288,6 +288,18 @@ pub struct ServerOptions {
         default_value_t = 100 * 1024 * 1024
     )]
     pub max_csv_bytes: u64,
+    /// Longest deadline a request may ask for with `timeout`; longer ones are clamped to it.
+    #[arg(long = "render.max-timeout", env = "RENDER_MAX_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub max_timeout: Duration,
+    /// Most pages a PDF may have; a longer one is refused with 413 (narrow it with pdf.pageRanges).
+    #[arg(long = "render.max-pdf-pages", env = "RENDER_MAX_PDF_PAGES", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pdf_pages: u32,
+    /// Plugin mode: directories Grafana's filePath may point into (comma-separated in the
+    /// environment; also GF_PLUGIN_OUTPUT_DIR). Default: a directory named png, csv or pdf, as in
+    /// Grafana's data directory.
+    #[arg(long = "plugin.output-dir", env = "PLUGIN_OUTPUT_DIR", value_delimiter = ',', action = ArgAction::Append)]
+    pub plugin_output_dirs: Vec<PathBuf>,
 }
 
 /// Parses Go-style listen addresses, where ":8081" means every interface.
@@ -352,6 +364,17 @@ impl ServerOptions {
                 return bad(format!("{name} {} is not a readable file", path.display()));
             }
         }
+        if self.sandbox == crate::browser::launch::SandboxMode::On
+            && split_browser_flags(&self.browser_flags)
+                .iter()
+                .any(|f| f == "--no-sandbox" || f.starts_with("--no-sandbox="))
+        {
+            return bad(
+                "browser.sandbox=on conflicts with --no-sandbox in browser.flag (BROWSER_FLAG / RENDERING_ARGS): \
+                 remove one of them"
+                    .into(),
+            );
+        }
         if self.max_url_bytes < 1024 || self.max_header_bytes < 1024 {
             return bad(
                 "server.max-url-bytes and server.max-header-bytes must be at least 1024".into(),
@@ -362,6 +385,23 @@ impl ServerOptions {
         }
         if self.header_read_timeout.is_zero() {
             return bad("server.header-read-timeout must be above 0".into());
+        }
+        if self.max_timeout.is_zero() {
+            return bad("render.max-timeout must be above 0".into());
+        }
+        if self.default_timeout > self.max_timeout {
+            return bad(format!(
+                "render.default-timeout ({:?}) is above render.max-timeout ({:?})",
+                self.default_timeout, self.max_timeout
+            ));
+        }
+        for dir in &self.plugin_output_dirs {
+            if !dir.is_absolute() {
+                return bad(format!(
+                    "plugin.output-dir '{}' is not an absolute path",
+                    dir.display()
+                ));
+            }
         }
         if self.concurrency == Some(0) {
             return bad("render.concurrency must be at least 1".into());
@@ -839,6 +879,28 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("browser.max-width")
+        );
+        for (args, option) in [
+            (&["--render.default-timeout=10m"][..], "render.max-timeout"),
+            (&["--plugin.output-dir=png"][..], "plugin.output-dir"),
+            (
+                &["--browser.sandbox=on", "--browser.flag=--no-sandbox"][..],
+                "browser.sandbox=on",
+            ),
+        ] {
+            let mut argv = vec!["--config=/dev/null"];
+            argv.extend_from_slice(args);
+            let err = server(&argv).validate().unwrap_err().to_string();
+            assert!(err.contains(option), "{args:?}: {err}");
+        }
+        assert!(
+            server(&[
+                "--config=/dev/null",
+                "--browser.sandbox=off",
+                "--browser.flag=--no-sandbox"
+            ])
+            .validate()
+            .is_ok()
         );
         let o = server(&["--config=/dev/null", "--browser.page-scale-factor=5"]);
         assert!(

@@ -1,7 +1,12 @@
 //! Why a render failed, in words a Grafana admin can act on: a stable code, a sentence
 //! saying what happened and how to fix it, and the HTTP status Grafana expects.
+//!
+//! A message never repeats a URL's user-info, query or fragment (render keys, tokens and
+//! passwords travel there): URLs are shown as `scheme://host:port/path` ([`redacted`]).
 
 use std::time::Duration;
+
+use crate::request::redacted;
 
 /// Everything that can end a render request early.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +42,9 @@ pub enum RenderError {
     LoginPage { url: String, elapsed: Duration },
     /// The page navigated or was redirected outside server.allowed-origin.
     #[error(
-        "the page tried to leave the allowed Grafana origins for {url}. Fix: add that origin to \
-         server.allowed-origin if it is really part of Grafana"
+        "the page tried to leave the allowed Grafana origins for {}. Fix: add that origin to \
+         server.allowed-origin if it is really part of Grafana",
+        redacted(url)
     )]
     ForbiddenNavigation { url: String },
     /// The browser could not load the URL at all.
@@ -46,8 +52,9 @@ pub enum RenderError {
     Navigation { url: String, reason: String },
     /// Grafana's "failed to load its application files" page.
     #[error(
-        "Grafana failed to load its application files at {url}. Fix: make Grafana's root_url (and serve_from_sub_path) \
-         match the callback URL grender uses, including any sub-path"
+        "Grafana failed to load its application files at {}. Fix: make Grafana's root_url (and serve_from_sub_path) \
+         match the callback URL grender uses, including any sub-path",
+        redacted(url)
     )]
     GrafanaAssets { url: String },
     /// The page's JavaScript threw and no Grafana page came up.
@@ -157,6 +164,7 @@ pub const CODES: &[&str] = &[
 const RENDER_KEY_LIFETIME: Duration = Duration::from_secs(300);
 
 fn login_message(url: &str, elapsed: Duration) -> String {
+    let url = redacted(url);
     let lifetime = if elapsed >= RENDER_KEY_LIFETIME {
         format!(
             " This render ran {:.0} s, longer than Grafana's default render_key_lifetime (5m): raise \
@@ -193,6 +201,8 @@ fn navigation_class(reason: &str) -> (&'static str, &'static str) {
 }
 
 fn navigation_message(url: &str, reason: &str) -> String {
+    let url = redacted(url);
+    let url = url.as_str();
     let host = url::Url::parse(url)
         .ok()
         .and_then(|u| u.host_str().map(String::from))
@@ -255,6 +265,33 @@ mod tests {
                 .to_string()
                 .contains("grafana")
         );
+    }
+
+    #[test]
+    fn messages_never_repeat_user_info_or_queries() {
+        let url = "http://admin:hunter2@grafana:3000/d/x?orgId=1&secret=s3cr3t#f";
+        for err in [
+            RenderError::Navigation {
+                url: url.into(),
+                reason: "net::ERR_CONNECTION_REFUSED".into(),
+            },
+            RenderError::Navigation {
+                url: url.into(),
+                reason: "net::ERR_FAILED".into(),
+            },
+            RenderError::LoginPage {
+                url: url.into(),
+                elapsed: Duration::from_secs(1),
+            },
+            RenderError::ForbiddenNavigation { url: url.into() },
+            RenderError::GrafanaAssets { url: url.into() },
+        ] {
+            let text = err.to_string();
+            assert!(text.contains("http://grafana:3000/d/x"), "{text}");
+            for secret in ["admin", "hunter2", "s3cr3t", "orgId", "#f"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
     }
 
     #[test]

@@ -129,6 +129,8 @@ impl Service {
             max_scale: opts.max_page_scale_factor,
             default_encoding: opts.default_encoding.clone(),
             default_timeout: opts.default_timeout,
+            max_timeout: opts.max_timeout,
+            max_pdf_pages: opts.max_pdf_pages,
             landscape: !opts.portrait,
             max_pixels: opts.max_pixels,
             optimize_png: opts.optimize_png,
@@ -184,15 +186,8 @@ impl Service {
             .metrics
             .limits_refused
             .with_label_values(&["server.max-connections"]);
-        let server = async move {
-            match &self.tls {
-                Some(config) => {
-                    let tls = tls::TlsListener::new(listener, config.clone())?;
-                    serve::serve(tls, router, limits, refused, signal).await
-                }
-                None => serve::serve(listener, router, limits, refused, signal).await,
-            }
-        };
+        let acceptor = self.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let server = serve::serve(listener, router, limits, acceptor, refused, signal);
         let browsers = self.browsers.clone();
         let result = tokio::select! {
             result = server => result,

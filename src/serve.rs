@@ -2,6 +2,8 @@
 //! or slow clients (slowloris) could hold the service; this loop serves the same router with
 //! hyper directly and bounds what one client can take:
 //! - at most `max_connections` served at once; extra ones get a short 503 and are closed;
+//! - with HTTPS, a connection takes its slot *before* its TLS handshake, and must finish the
+//!   handshake within `header_read_timeout`, so half-open handshakes cannot pile up unbounded;
 //! - a client must send its request head within `header_read_timeout` (also ends idle
 //!   keep-alive connections);
 //! - the request head is read into a bounded buffer (bigger heads get hyper's bare 431;
@@ -18,6 +20,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 /// Per-connection limits of the HTTP server.
 #[derive(Debug, Clone)]
@@ -34,18 +37,22 @@ pub struct ConnectionLimits {
 /// Refusals written at once; beyond this, extra connections are dropped without an answer.
 const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits for
-/// open connections to finish their requests (the caller bounds that wait).
+/// How long an over-the-limit HTTPS client gets to finish its handshake to read the 503.
+const REFUSAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` resolves, then stops
+/// accepting and waits for open connections to finish their requests (the caller bounds that
+/// wait).
 pub async fn serve<L>(
     mut listener: L,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     refused: prometheus::IntCounter,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()>
 where
     L: Listener,
-    L::Io: Unpin,
 {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -61,23 +68,53 @@ where
             conn = listener.accept() => conn,
             () = &mut shutdown => break,
         };
+        // The slot is taken before anything else, the TLS handshake included.
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             refused.inc();
             if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                let (tls, max) = (tls.clone(), limits.max_connections);
                 tokio::spawn(async move {
-                    refuse(io, limits.max_connections).await;
+                    match tls {
+                        None => refuse(io, max).await,
+                        Some(acceptor) => {
+                            let handshake = acceptor.accept(io);
+                            if let Ok(Ok(stream)) =
+                                tokio::time::timeout(REFUSAL_HANDSHAKE_TIMEOUT, handshake).await
+                            {
+                                refuse(stream, max).await;
+                            }
+                        }
+                    }
                     drop(slot);
                 });
             }
             continue;
         };
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(io), service.clone()));
-        tokio::spawn(async move {
-            // Errors here are the client's (reset, timeout, malformed head); hyper has
-            // already answered what could be answered.
-            let _ = conn.await;
-            drop(permit);
-        });
+        match &tls {
+            None => {
+                let conn = graceful.watch(http.serve_connection(TokioIo::new(io), service.clone()));
+                tokio::spawn(async move {
+                    // Errors here are the client's (reset, timeout, malformed head); hyper has
+                    // already answered what could be answered.
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let (acceptor, http, service) = (acceptor.clone(), http.clone(), service.clone());
+                let (watcher, handshake_timeout) = (graceful.watcher(), limits.header_read_timeout);
+                tokio::spawn(async move {
+                    // A client that does not finish its handshake in time loses its slot.
+                    let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(io));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let conn =
+                            watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                        let _ = conn.await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     graceful.shutdown().await;

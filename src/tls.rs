@@ -1,21 +1,20 @@
-//! HTTPS serving (`server.certificate-file` + `server.key-file`) and a TLS listener for
-//! axum whose handshakes run concurrently, so one slow client cannot hold up the others.
+//! HTTPS serving (`server.certificate-file` + `server.key-file`). Handshakes run in the
+//! connection loop ([`crate::serve`]), each in its own task, after the connection took its slot
+//! of server.max-connections and bounded by server.header-read-timeout.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 
 use crate::config::ConfigError;
 
-/// Longest a client may take to finish its TLS handshake.
+/// Longest the healthcheck waits for its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Loads the certificate chain and key; `min_version` is "1.2" or "1.3".
@@ -54,65 +53,6 @@ pub fn server_config(
             ))
         })?;
     Ok(Arc::new(config))
-}
-
-/// Accepts TCP connections and hands out those whose TLS handshake completed.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    _accepting: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    /// Serves TLS with `config` on `tcp`.
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let acceptor = TlsAcceptor::from(config);
-        let (tx, ready) = mpsc::channel(64);
-        let accepting = tokio::spawn(async move {
-            loop {
-                let Ok((stream, addr)) = tcp.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    if let Ok(Ok(tls)) =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        let _ = tx.send((tls, addr)).await;
-                    }
-                });
-            }
-        });
-        Ok(TlsListener {
-            ready,
-            local,
-            _accepting: accepting,
-        })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self._accepting.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }
 
 /// GET `path` over TLS without verifying the certificate; returns the HTTP status.

@@ -228,6 +228,51 @@ fn sigkill_of_the_service_takes_chromium_down_too() {
 }
 
 #[test]
+fn sandbox_on_with_a_no_sandbox_flag_is_refused_at_start_up() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_grender"))
+            .args(["server", "--config=/dev/null", "--server.addr=127.0.0.1:0"])
+            .args(args)
+            .env_remove("BROWSER_FLAG")
+            .env_remove("RENDERING_ARGS")
+            .envs(env.iter().copied())
+            .output()
+            .expect("runs")
+    };
+    for out in [
+        run(
+            &[
+                "--browser.sandbox=on",
+                "--browser.flag=--disable-gpu --no-sandbox",
+            ],
+            &[],
+        ),
+        run(
+            &["--browser.sandbox=on"],
+            &[("RENDERING_ARGS", "--disable-gpu,--no-sandbox")],
+        ),
+        run(
+            &[],
+            &[("BROWSER_SANDBOX", "on"), ("BROWSER_FLAG", "--no-sandbox")],
+        ),
+    ] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "not one line: {stderr}"
+        );
+        assert!(
+            stderr.starts_with("grender: ")
+                && stderr.contains("browser.sandbox=on")
+                && stderr.contains("--no-sandbox"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_option_is_one_line_and_exit_code_2() {
     for args in [
         vec!["server", "--browser.min-width=wide"],

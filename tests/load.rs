@@ -124,6 +124,54 @@ async fn jwt_render_keys_merge_only_for_the_same_verified_user() {
 }
 
 #[tokio::test]
+async fn equal_jwt_claims_signed_by_another_grafanas_token_do_not_join_its_render() {
+    // Two Grafanas share this grender, each with its own token.
+    const OTHER: &str = "other-grafanas-token";
+    let other_flag = format!("--server.auth-token={OTHER}");
+    let Some(h) = Harness::start(&[&other_flag]).await else {
+        return;
+    };
+    let target = h.dashboard("/d-solo/storm/alert", "delay=1000");
+    // The same claims (org 1, user 7, Admin): one signed by Grafana A's token, one by B's.
+    let (from_a, from_b) = (jwt(7, 300, TOKEN), jwt(7, 300, OTHER));
+    h.stub.allow_key(&from_a);
+    h.stub.allow_key(&from_b);
+    let hr = &h;
+    let with = |key: String, token: &'static str| {
+        let url = hr.render_url(
+            &target,
+            &[
+                ("renderKey", key.as_str()),
+                ("domain", "127.0.0.1"),
+                ("height", "500"),
+            ],
+        );
+        async move { hr.get_with(&url, &[("X-Auth-Token", token)]).await }
+    };
+    let before = h.renderer.browser_renders();
+    let coalesced = h.renderer.coalesced();
+    let (a, b) = tokio::join!(with(from_a.clone(), TOKEN), with(from_b, OTHER));
+    assert_eq!(
+        (a.status, b.status),
+        (200, 200),
+        "{} / {}",
+        a.text(),
+        b.text()
+    );
+    assert_eq!(
+        h.renderer.browser_renders() - before,
+        2,
+        "a key verified by token B joined the render of token A"
+    );
+    assert_eq!(h.renderer.coalesced(), coalesced);
+    // The same key and token twice do share (the test can tell sharing apart).
+    let (c, d) = tokio::join!(with(from_a.clone(), TOKEN), with(from_a, TOKEN));
+    assert_eq!((c.status, d.status), (200, 200));
+    assert_eq!(h.renderer.browser_renders() - before, 3);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn a_request_that_cannot_finish_in_time_gets_429_at_once_and_others_queue() {
     let Some(h) = Harness::start(&["--render.concurrency=1", "--render.queue-size=2"]).await else {
         return;

@@ -164,3 +164,35 @@ async fn background_settings_differ_and_bad_values_are_400() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_pdf_over_render_max_pdf_pages_is_413_naming_the_option() {
+    let Some(h) = Harness::start(&["--render.max-pdf-pages=3"]).await else {
+        return;
+    };
+    let long = h.dashboard("/d/uid1/long", "panels=12&panelHeight=300");
+    let r = h.render(&long, &[("encoding", "pdf")]).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(
+        r.text().starts_with("[too-large]") && r.text().contains("render.max-pdf-pages (3)"),
+        "{}",
+        r.text()
+    );
+    // Within the cap (here by pdf.pageRanges) it is served, and grender counts as the test does.
+    // Ranges of the request's own that select too many pages are refused the same way.
+    let r = h
+        .render(
+            &long,
+            &[("encoding", "pdf"), ("pdf.pageRanges", "1-2, 4-5")],
+        )
+        .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("4 pages"), "{}", r.text());
+    let ok = h
+        .render(&long, &[("encoding", "pdf"), ("pdf.pageRanges", "1-3")])
+        .await;
+    let (pages, _) = pdf_pages(&ok);
+    assert_eq!(pages, 3);
+    assert_eq!(grender::output::pdf::page_count(&ok.body), 3);
+    h.stop().await;
+}

@@ -126,8 +126,12 @@ async fn grafana_renders_a_panel_through_the_plugin() {
         .expect("stub");
     let plugin = Plugin::start(&[]).await;
     eprintln!("handshake: {}", plugin.handshake);
+    // Grafana's data directory: renders go to its png/ and csv/ folders.
     let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("panel.png");
+    let (png_dir, csv_dir) = (dir.path().join("png"), dir.path().join("csv"));
+    std::fs::create_dir(&png_dir).expect("png/");
+    std::fs::create_dir(&csv_dir).expect("csv/");
+    let file = png_dir.join("panel.png");
     let mut renderer = RendererClient::new(plugin.channel.clone());
     let answer = renderer
         .render(render_request(&stub, &file, PLUGIN_TOKEN))
@@ -156,7 +160,7 @@ async fn grafana_renders_a_panel_through_the_plugin() {
     // A failing render comes back in the error field, with gRPC status OK.
     let broken = RenderRequest {
         url: stub.url("/d-solo/plugin/panel?mode=binding&fail=1"),
-        ..render_request(&stub, &dir.path().join("broken.png"), PLUGIN_TOKEN)
+        ..render_request(&stub, &png_dir.join("broken.png"), PLUGIN_TOKEN)
     };
     let answer = renderer
         .render(broken)
@@ -172,7 +176,7 @@ async fn grafana_renders_a_panel_through_the_plugin() {
     // A non-http URL is refused as the official plugin does.
     let file_url = RenderRequest {
         url: "file:///etc/passwd".into(),
-        ..render_request(&stub, &dir.path().join("x.png"), PLUGIN_TOKEN)
+        ..render_request(&stub, &png_dir.join("x.png"), PLUGIN_TOKEN)
     };
     let status = renderer.render(file_url).await.expect_err("refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -183,7 +187,7 @@ async fn grafana_renders_a_panel_through_the_plugin() {
     );
 
     // RenderCSV writes the stand-in's CSV download to filePath and names it.
-    let csv_path = dir.path().join("data.csv");
+    let csv_path = csv_dir.join("data.csv");
     let csv = renderer
         .render_csv(RenderCsvRequest {
             url: stub.url("/d-csv/plugin?orgId=1&panelId=2"),
@@ -276,6 +280,108 @@ async fn grafana_renders_a_panel_through_the_plugin() {
 }
 
 #[tokio::test]
+async fn file_paths_outside_grafanas_render_directories_are_refused() {
+    if !common::chromium_available() {
+        return;
+    }
+    let stub = GrafanaStub::start(Some(common::RENDER_KEY))
+        .await
+        .expect("stub");
+    // The default token: what any local process would try first.
+    let plugin = Plugin::start(&[("GF_PLUGIN_AUTH_TOKEN", "-")]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let png = dir.path().join("png");
+    std::fs::create_dir(&png).expect("png/");
+    let elsewhere = dir.path().join("etc");
+    std::fs::create_dir(&elsewhere).expect("etc/");
+    let victim = elsewhere.join("victim.conf");
+    std::fs::write(&victim, "original").expect("victim");
+    let existing = png.join("existing.png");
+    std::fs::write(&existing, "original").expect("existing");
+    let link = png.join("link.png");
+    std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+    let linked_dir = dir.path().join("linked");
+    std::fs::create_dir(&linked_dir).expect("linked/");
+    std::os::unix::fs::symlink(&elsewhere, linked_dir.join("png")).expect("dir symlink");
+
+    let mut renderer = RendererClient::new(plugin.channel.clone());
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "a symlink at the target",
+            link.display().to_string(),
+            "already exists",
+        ),
+        (
+            "an existing file",
+            existing.display().to_string(),
+            "already exists",
+        ),
+        (
+            "a path outside png/csv/pdf",
+            elsewhere.join("new.png").display().to_string(),
+            "png, csv or pdf",
+        ),
+        (
+            "a relative path",
+            "png/relative.png".to_string(),
+            "absolute",
+        ),
+        (
+            "a path with ..",
+            format!("{}/../etc/new.png", png.display()),
+            "'..'",
+        ),
+        (
+            "a png directory that is a symlink",
+            linked_dir.join("png/new.png").display().to_string(),
+            "symbolic link",
+        ),
+    ];
+    for (what, path, why) in &cases {
+        let request = RenderRequest {
+            file_path: path.clone(),
+            ..render_request(&stub, &png.join("unused.png"), "-")
+        };
+        let answer = renderer
+            .render(request)
+            .await
+            .expect("Render answers")
+            .into_inner();
+        assert!(
+            answer.error.starts_with("[bad-request]") && answer.error.contains(why),
+            "{what}: {:?}",
+            answer.error
+        );
+    }
+    // Nothing was written anywhere, and nothing rendered.
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original");
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "original");
+    assert!(!elsewhere.join("new.png").exists());
+    assert!(
+        stub.seen_at("/d-solo/plugin/panel").is_empty(),
+        "a refused request was rendered"
+    );
+    // A new file in png/ is written (so the refusals above are about the path).
+    let good = png.join("new.png");
+    let answer = renderer
+        .render(render_request(&stub, &good, "-"))
+        .await
+        .expect("Render answers")
+        .into_inner();
+    assert_eq!(answer.error, "");
+    assert!(
+        std::fs::read(&good)
+            .expect("written")
+            .starts_with(b"\x89PNG")
+    );
+    let logs = plugin.logs();
+    assert!(
+        logs.contains("default auth token '-'") && logs.contains("GF_PLUGIN_AUTH_TOKEN"),
+        "no start-up warning about the default token: {logs}"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_token_is_unauthenticated_and_the_log_says_what_to_change() {
     if !common::chromium_available() {
         return;
@@ -342,4 +448,111 @@ async fn without_the_cookie_the_binary_explains_itself() {
         .expect("runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("grender server"));
+}
+
+/// go-plugin's Shutdown as a raw gRPC call with curl (HTTP/2 without TLS), optionally as
+/// another user through setpriv; returns curl's header dump (trailers included).
+fn curl_shutdown(address: &str, as_uid: Option<u32>) -> String {
+    use std::io::Write;
+    let mut cmd = match as_uid {
+        Some(uid) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={uid}"))
+                .arg("--clear-groups")
+                .arg("curl");
+            c
+        }
+        None => Command::new("curl"),
+    };
+    let mut child = cmd
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--http2-prior-knowledge",
+        ])
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .args(["--data-binary", "@-"])
+        .arg(format!("http://{address}/plugin.GRPCController/Shutdown"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    // An empty message: no compression flag, length 0.
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&[0, 0, 0, 0, 0]).expect("request body");
+    }
+    let out = child.wait_with_output().expect("curl ends");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[tokio::test]
+async fn shutdown_is_refused_from_a_process_of_another_user() {
+    let root = unsafe { libc::geteuid() } == 0;
+    let tools = ["setpriv", "curl"].iter().all(|t| {
+        Command::new(t)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !root || !tools {
+        eprintln!("skipping: needs root, setpriv and curl to call Shutdown as another user");
+        return;
+    }
+    if !common::chromium_available() {
+        return;
+    }
+    let mut plugin = Plugin::start(&[]).await;
+    let address = plugin
+        .handshake
+        .split('|')
+        .nth(3)
+        .expect("address")
+        .to_string();
+    let other = tokio::task::spawn_blocking({
+        let address = address.clone();
+        move || curl_shutdown(&address, Some(65534))
+    })
+    .await
+    .expect("curl");
+    assert!(
+        other.contains("grpc-status: 7"),
+        "not PERMISSION_DENIED: {other}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        matches!(plugin.child.try_wait(), Ok(None)),
+        "another user's Shutdown stopped the plugin"
+    );
+    assert!(
+        plugin.logs().contains("refused go-plugin's Shutdown"),
+        "{}",
+        plugin.logs()
+    );
+    // The same call from Grafana's user (ours) stops it: the refusal above was about the user.
+    let own = tokio::task::spawn_blocking(move || curl_shutdown(&address, None))
+        .await
+        .expect("curl");
+    // (A success's grpc-status travels in trailers, which curl prints only sometimes; an
+    // error's would be in the headers.)
+    assert!(
+        own.starts_with("HTTP/2 200")
+            && own
+                .lines()
+                .filter(|l| l.starts_with("grpc-status"))
+                .all(|l| l.trim_end() == "grpc-status: 0"),
+        "{own}"
+    );
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Ok(Some(status)) = plugin.child.try_wait() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
 }

@@ -72,6 +72,11 @@ proptest! {
                         prop_assert!(v.width as f64 * h as f64 * v.scale * v.scale <= 60_000_000.0);
                     }
                     prop_assert!(v.scale > 0.0 && v.scale <= 4.0);
+                    // render.max-timeout (5 min by default) bounds every deadline.
+                    prop_assert!(req.deadline.remaining() <= std::time::Duration::from_secs(300));
+                    if let grender::output::Output::Pdf(p) = &req.output {
+                        prop_assert_eq!(p.max_pages, 100);
+                    }
                     let scheme = url::Url::parse(&req.url).map(|u| u.scheme().to_string()).unwrap_or_default();
                     prop_assert!(scheme == "http" || scheme == "https", "accepted {:?}", req.url);
                     if let grender::output::Output::Picture(p) = &req.output {
@@ -158,6 +163,9 @@ const CONFIG_KEYS: &[&str] = &[
     "render.queue-size",
     "render.default-timeout",
     "render.max-pixels",
+    "render.max-timeout",
+    "render.max-pdf-pages",
+    "plugin.output-dir",
     "server.max-url-bytes",
     "server.max-header-bytes",
     "server.max-connections",

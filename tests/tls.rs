@@ -116,3 +116,63 @@ async fn https_serving_and_a_private_ca_for_chromium() {
     trusting.stop().await;
     https.stop().await;
 }
+
+#[tokio::test]
+async fn tls_handshakes_take_a_connection_slot_first_and_time_out() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = self_signed(dir.path()) else {
+        eprintln!("skipping: openssl not available");
+        return;
+    };
+    let cert_flag = format!("--server.certificate-file={cert}");
+    let key_flag = format!("--server.key-file={key}");
+    let Some(h) = Harness::start(&[
+        &cert_flag,
+        &key_flag,
+        "--server.max-connections=1",
+        "--server.header-read-timeout=1500ms",
+    ])
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        grender::tls::insecure_get_status(h.addr, "/healthz")
+            .await
+            .unwrap(),
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // A client that connects and never starts its handshake holds the only slot...
+    let mut idle = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    // ...so a second client is refused (503 over TLS) instead of waiting behind it,
+    assert_eq!(
+        grender::tls::insecure_get_status(h.addr, "/healthz")
+            .await
+            .unwrap(),
+        503
+    );
+    // ...and the stalled handshake is cut off after server.header-read-timeout.
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), idle.read(&mut buf))
+        .await
+        .expect("the stalled handshake is closed within its timeout");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_millis(3000),
+        "closed only after {waited:?}"
+    );
+    // The slot is free again.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        grender::tls::insecure_get_status(h.addr, "/healthz")
+            .await
+            .unwrap(),
+        200
+    );
+    h.stop().await;
+}

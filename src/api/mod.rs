@@ -52,7 +52,7 @@ impl AppState {
             .unwrap_or(0);
         let identity = identify(
             req.cookie.as_ref(),
-            token.and_then(|i| self.tokens.token(i)),
+            token.and_then(|i| self.tokens.token(i).map(|t| (i, t))),
             now,
         );
         let encoding = req.output.encoding_name();
@@ -285,7 +285,7 @@ async fn run(
 ) -> Response {
     let started = Instant::now();
     let id = request_id();
-    let target = redact_target(&req.url);
+    let target = crate::request::redacted(&req.url);
     let content_type = req.output.content_type();
     let path = match &req.output {
         crate::output::Output::Csv { .. } => "GET /render/csv",
@@ -366,11 +366,6 @@ pub fn error_response(err: &RenderError) -> Response {
         resp.headers_mut().insert(header::RETRY_AFTER, secs);
     }
     resp
-}
-
-/// The target URL without its query, which may carry tokens: fit for logs.
-fn redact_target(url: &str) -> String {
-    crate::request::without_secrets(url).unwrap_or_else(|| "<unparseable url>".into())
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

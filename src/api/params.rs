@@ -24,6 +24,10 @@ pub struct Limits {
     pub default_encoding: String,
     /// Deadline of requests without a `timeout`.
     pub default_timeout: Duration,
+    /// render.max-timeout: longer `timeout`s are clamped to it.
+    pub max_timeout: Duration,
+    /// render.max-pdf-pages: longer PDFs are refused with 413.
+    pub max_pdf_pages: u32,
     pub landscape: bool,
     pub max_pixels: u64,
     /// render.optimize-png: recompress PNGs unless a request says `optimize=false`.
@@ -46,6 +50,8 @@ impl Default for Limits {
             max_scale: 4.0,
             default_encoding: "png".into(),
             default_timeout: Duration::from_secs(60),
+            max_timeout: Duration::from_secs(300),
+            max_pdf_pages: 100,
             landscape: true,
             max_pixels: 60_000_000,
             optimize_png: false,
@@ -192,7 +198,7 @@ pub fn parse_render_query(
         }
     }
 
-    let timeout = parse_timeout(get("timeout"), limits.default_timeout)?;
+    let timeout = parse_timeout(get("timeout"), limits)?;
 
     let landscape = match get("landscape") {
         Some(v) => v == "true",
@@ -200,7 +206,9 @@ pub fn parse_render_query(
     };
     let output = match picture_options(&pairs, &encoding, limits.optimize_png)? {
         Some(picture) => Output::Picture(picture),
-        None if encoding == "pdf" => Output::Pdf(pdf_options(&pairs, &url, landscape)?),
+        None if encoding == "pdf" => {
+            Output::Pdf(pdf_options(&pairs, &url, landscape, limits.max_pdf_pages)?)
+        }
         None => Output::Png,
     };
     let timezone = get("timezone")
@@ -361,30 +369,40 @@ pub fn parse_csv_query(
         output: Output::Csv {
             file_name: get("filePath").and_then(crate::output::csv::file_name_from),
         },
-        deadline: Deadline::after(parse_timeout(get("timeout"), limits.default_timeout)?),
+        deadline: Deadline::after(parse_timeout(get("timeout"), limits)?),
     })
 }
 
-/// `timeout`: plain seconds or a Go duration; absent or 0 means the server default.
-fn parse_timeout(value: Option<&str>, default: Duration) -> Result<Duration, ParamError> {
+/// `timeout`: plain seconds or a Go duration; absent or 0 means the server default. The Go
+/// service has no upper bound; grender clamps to render.max-timeout (with a debug line), so
+/// Grafana's own longer timeouts keep working while no request holds a slot for days.
+fn parse_timeout(value: Option<&str>, limits: &Limits) -> Result<Duration, ParamError> {
     let bad = |v: &str, why: &str| {
         Err(ParamError::Bad(format!(
             "invalid 'timeout' query parameter: {v:?} {why}"
         )))
     };
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(default),
+    let asked = match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => return Ok(limits.default_timeout),
         Some(v) if v.bytes().all(|b| b.is_ascii_digit()) => match v.parse::<u64>() {
-            Ok(0) => Ok(default),
-            Ok(secs) if secs <= 86_400 * 365 => Ok(Duration::from_secs(secs)),
-            _ => bad(v, "is too large"),
+            Ok(0) => return Ok(limits.default_timeout),
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => return bad(v, "is not a number of seconds"),
         },
         Some(v) => match parse_duration(v) {
-            Ok(d) if d.is_zero() => Ok(default),
-            Ok(d) => Ok(d),
-            Err(_) => bad(v, "(use seconds, or a duration like 45s)"),
+            Ok(d) if d.is_zero() => return Ok(limits.default_timeout),
+            Ok(d) => d,
+            Err(_) => return bad(v, "(use seconds, or a duration like 45s)"),
         },
+    };
+    if asked > limits.max_timeout {
+        tracing::debug!(
+            "the request's timeout of {asked:?} is clamped to render.max-timeout ({:?})",
+            limits.max_timeout
+        );
+        return Ok(limits.max_timeout);
     }
+    Ok(asked)
 }
 
 /// The render-key cookie, set only when Grafana sent both the key and its domain.
@@ -404,6 +422,7 @@ fn pdf_options(
     pairs: &[(String, String)],
     target: &str,
     landscape: bool,
+    max_pages: u32,
 ) -> Result<PdfOptions, ParamError> {
     let target_pairs: Vec<(String, String)> = url::Url::parse(target)
         .map(|u| u.query_pairs().into_owned().collect())
@@ -441,6 +460,7 @@ fn pdf_options(
         landscape: boolean("pdf.landscape", landscape)?,
         print_background: boolean("pdf.printBackground", true)?,
         page_ranges,
+        max_pages,
     })
 }
 
@@ -566,6 +586,19 @@ mod tests {
                 "{bad}"
             );
         }
+        // Longer than render.max-timeout (5 min here): clamped, in seconds and as a duration.
+        for huge in ["5000000h", "9999999999", "301s"] {
+            let r = parse(&format!("url=http://g/&timeout={huge}")).unwrap();
+            let left = r.deadline.remaining();
+            assert!(
+                left <= Duration::from_secs(300) && left > Duration::from_secs(299),
+                "{huge}: {left:?}"
+            );
+        }
+        assert!(matches!(
+            parse("url=http://g/&timeout=99999999999999999999999"),
+            Err(ParamError::Bad(_))
+        ));
         assert!(parse("url=http://g/&encoding=").is_ok());
         assert!(parse("url=http://g/&encoding=PNG").is_ok());
         assert!(matches!(

@@ -168,7 +168,6 @@ fn base_flags(profile: &std::path::Path) -> Vec<String> {
         "--disable-default-apps",
         "--disable-extensions",
         "--disable-component-extensions-with-background-pages",
-        "--disable-popup-blocking",
         "--disable-prompt-on-repost",
         "--metrics-recording-only",
         "--password-store=basic",
@@ -187,6 +186,38 @@ fn base_flags(profile: &std::path::Path) -> Vec<String> {
     flags.push("--block-new-web-contents".into());
     flags.push(format!("--user-data-dir={}", profile.display()));
     flags
+}
+
+/// Environment variables Chromium is started with (all others are cleared): where its home,
+/// temporary and XDG directories are, locale, fonts, CA certificates, NSS settings, library
+/// path and proxies. TZ is set from browser.timezone.
+const CHROMIUM_ENV: &[&str] = &[
+    "HOME",
+    "PATH",
+    "TMPDIR",
+    "LANG",
+    "LANGUAGE",
+    "LD_LIBRARY_PATH",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+];
+
+/// Prefixes of further variables Chromium may read: `LC_*` (locale), `XDG_*` (runtime, config,
+/// cache and data directories), `FONTCONFIG_*`, `SSL_CERT_*` and `NSS_*`.
+const CHROMIUM_ENV_PREFIXES: &[&str] = &["LC_", "XDG_", "FONTCONFIG_", "SSL_CERT_", "NSS_"];
+
+/// Whether the variable `name` of grender's environment is passed on to Chromium.
+fn passed_to_chromium(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    CHROMIUM_ENV.contains(&name) || CHROMIUM_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// Starts Chromium and returns it with its DevTools websocket URL. As a non-root user the
@@ -232,6 +263,10 @@ async fn launch_once(
         .tempdir()
         .map_err(|e| format!("cannot create a profile directory: {e}"))?;
     let mut cmd = Command::new(&opts.path);
+    // Chromium (and every page's renderer) gets only what it needs from our environment:
+    // never AUTH_TOKEN, GF_PLUGIN_AUTH_TOKEN, a Grafana token or any other secret of ours.
+    cmd.env_clear()
+        .envs(std::env::vars_os().filter(|(name, _)| passed_to_chromium(name)));
     if let Some(ca) = &opts.ca_file {
         // Chromium on Linux trusts the NSS database under $HOME/.pki/nssdb: give this
         // Chromium a home of its own inside its profile, holding the CA.
@@ -406,6 +441,31 @@ mod tests {
             launch_failure_fix("Chromium exited before it was ready: no output"),
             None
         );
+    }
+
+    #[test]
+    fn chromium_gets_no_secrets_from_the_environment() {
+        let passed = |n: &str| passed_to_chromium(std::ffi::OsStr::new(n));
+        for name in [
+            "HOME",
+            "PATH",
+            "LANG",
+            "LC_ALL",
+            "XDG_RUNTIME_DIR",
+            "FONTCONFIG_FILE",
+            "TMPDIR",
+        ] {
+            assert!(passed(name), "{name}");
+        }
+        for name in [
+            "AUTH_TOKEN",
+            "GF_PLUGIN_AUTH_TOKEN",
+            "GF_RENDERING_RENDERER_TOKEN",
+            "SA_TOKEN",
+            "BROWSER_FLAG",
+        ] {
+            assert!(!passed(name), "{name}");
+        }
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct PdfOptions {
     pub print_background: bool,
     /// Chromium's syntax, e.g. `1-3, 5`; `None` prints every page.
     pub page_ranges: Option<String>,
+    /// render.max-pdf-pages: a PDF with more pages is refused (413).
+    pub max_pages: u32,
 }
 
 /// The accepted `pdf.format` values.
@@ -78,9 +80,13 @@ pub async fn print(
         .margin_left(0.0)
         .margin_right(0.0)
         .prefer_css_page_size(false);
-    if let Some(ranges) = &opts.page_ranges {
-        params = params.page_ranges(ranges.clone());
-    }
+    // Without ranges of its own, Chromium prints at most one page over render.max-pdf-pages
+    // (it clamps a range's end to the document), so an endless page costs no endless PDF.
+    let ranges = opts
+        .page_ranges
+        .clone()
+        .unwrap_or_else(|| format!("1-{}", opts.max_pages.saturating_add(1)));
+    params = params.page_ranges(ranges);
     let reply = page.execute(params.build()).await.map_err(|e| {
         let text = e.to_string();
         if opts.page_ranges.is_some() && text.to_ascii_lowercase().contains("range") {
@@ -92,7 +98,51 @@ pub async fn print(
             RenderError::cdp("printing the PDF", text)
         }
     })?;
-    super::decode(reply.result.data.as_ref(), "decoding the PDF")
+    let pdf = super::decode(reply.result.data.as_ref(), "decoding the PDF")?;
+    let pages = page_count(&pdf);
+    if pages > opts.max_pages as usize {
+        // Without ranges of its own, Chromium stopped one page over the cap.
+        let more = match opts.page_ranges {
+            Some(_) => pages.to_string(),
+            None => format!("more than {}", opts.max_pages),
+        };
+        return Err(RenderError::TooLarge(format!(
+            "the PDF would have {more} pages, above render.max-pdf-pages ({}). Fix: print fewer pages with \
+             pdf.pageRanges (e.g. 1-{}), or raise render.max-pdf-pages",
+            opts.max_pages, opts.max_pages
+        )));
+    }
+    Ok(pdf)
+}
+
+/// The number of pages of a PDF as Chromium (Skia) writes it: the largest `/Count` of its page
+/// tree, which is the root's; else the number of `/Type /Page` objects. Cheap: one scan of the
+/// bytes, no parsing of the content streams (which Skia compresses, unlike its object dictionaries).
+pub fn page_count(pdf: &[u8]) -> usize {
+    let count = find_all(pdf, b"/Count ")
+        .filter_map(|at| {
+            let digits: Vec<u8> = pdf[at..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .copied()
+                .collect();
+            std::str::from_utf8(&digits).ok()?.parse::<usize>().ok()
+        })
+        .max();
+    count.unwrap_or_else(|| {
+        find_all(pdf, b"/Type /Page")
+            .filter(|&at| pdf.get(at) != Some(&b's'))
+            .count()
+    })
+}
+
+/// The offsets just after every occurrence of `needle` in `haystack`.
+fn find_all<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(move |(_, w)| *w == needle)
+        .map(move |(i, _)| i + needle.len())
 }
 
 #[cfg(test)]
@@ -108,5 +158,15 @@ mod tests {
         assert_eq!(print_scale(2.0).unwrap(), 0.5);
         assert!(print_scale(0.25).is_err());
         assert!(print_scale(20.0).is_err());
+    }
+
+    #[test]
+    fn pages_are_counted_from_the_page_tree() {
+        let tree = b"%PDF-1.4\n1 0 obj\n<</Type /Pages\n/Count 12\n/Kids [2 0 R 3 0 R]>>\nendobj\n\
+                     2 0 obj\n<</Type /Pages\n/Count 7>>\nendobj\n3 0 obj\n<</Type /Page>>\nendobj\n";
+        assert_eq!(page_count(tree), 12);
+        let flat = b"<</Type /Pages /Kids []>> <</Type /Page /Parent 1 0 R>> <</Type /Page>>";
+        assert_eq!(page_count(flat), 2);
+        assert_eq!(page_count(b"not a pdf"), 0);
     }
 }

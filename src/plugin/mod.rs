@@ -7,6 +7,7 @@
 
 pub mod hclog;
 pub mod options;
+pub mod output;
 pub mod proto;
 pub mod services;
 
@@ -169,6 +170,7 @@ async fn serve(opts: crate::config::ServerOptions) -> ExitCode {
     let services = services::PluginServices {
         state: service.state.clone(),
         shutdown: Arc::new(tokio::sync::Notify::new()),
+        output_dirs: Arc::new(opts.plugin_output_dirs.clone()),
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in ["", "plugin"] {
@@ -189,6 +191,13 @@ async fn serve(opts: crate::config::ServerOptions) -> ExitCode {
     }
     drop(stdout);
     tracing::info!(addr = %local, sandbox = crate::browser::launch::sandbox_state(opts.sandbox), "grender plugin serving");
+    if opts.auth_tokens.iter().any(|t| t == "-") {
+        tracing::warn!(
+            "the default auth token '-' is accepted: any local process that reaches {local} can render with it. \
+             Set [plugin.grafana-image-renderer] auth_token (GF_PLUGIN_AUTH_TOKEN) and Grafana's [rendering] \
+             renderer_token to the same secret"
+        );
+    }
     let stop = services.shutdown.clone();
     let signal = async move {
         tokio::select! {

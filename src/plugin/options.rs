@@ -36,6 +36,7 @@ pub fn environment(get: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, S
         }
     };
     set("BROWSER_PATH", get("GF_PLUGIN_RENDERING_CHROME_BIN"));
+    set("PLUGIN_OUTPUT_DIR", get("GF_PLUGIN_OUTPUT_DIR"));
     set(
         "LOG_LEVEL",
         get("GF_PLUGIN_RENDERING_VERBOSE_LOGGING")
@@ -70,6 +71,10 @@ mod tests {
             ("GF_PLUGIN_RENDERING_VIEWPORT_MAX_DEVICE_SCALE_FACTOR", "2"),
             ("GF_PLUGIN_RENDERING_CLUSTERING_MAX_CONCURRENCY", "3"),
             ("GF_PLUGIN_RENDERING_VERBOSE_LOGGING", "true"),
+            (
+                "GF_PLUGIN_OUTPUT_DIR",
+                "/var/lib/grafana/png,/var/lib/grafana/csv",
+            ),
         ]);
         assert_eq!(s["AUTH_TOKEN"], "one,two");
         assert_eq!(s["BROWSER_PATH"], "/usr/bin/chromium");
@@ -82,6 +87,10 @@ mod tests {
         assert_eq!(s["BROWSER_MAX_PAGE_SCALE_FACTOR"], "2");
         assert_eq!(s["RENDER_CONCURRENCY"], "3");
         assert_eq!(s["LOG_LEVEL"], "debug");
+        assert_eq!(
+            s["PLUGIN_OUTPUT_DIR"],
+            "/var/lib/grafana/png,/var/lib/grafana/csv"
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The gRPC services Grafana calls on a renderer plugin: `Renderer` (Render, RenderCSV),
 //! `Diagnostics` (CheckHealth, CollectMetrics) and go-plugin's `GRPCController` (Shutdown).
 //! Each request becomes the same typed request as an HTTP one and runs through the same
-//! renderer; the result is written to the file Grafana named.
+//! renderer; the result is written to the file Grafana named, which must be a new file in one
+//! of Grafana's render directories ([`super::output`]).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,6 +35,8 @@ pub struct PluginServices {
     pub state: Arc<AppState>,
     /// Fired by go-plugin's Shutdown call.
     pub shutdown: Arc<tokio::sync::Notify>,
+    /// plugin.output-dir: where `filePath` may point; empty: directories named png, csv or pdf.
+    pub output_dirs: Arc<Vec<PathBuf>>,
 }
 
 impl PluginServices {
@@ -76,17 +80,29 @@ impl PluginServices {
             }
             Err(ParamError::Bad(m)) => return Ok((format!("[bad-request] {m}"), None)),
         };
-        if file_path.is_empty() {
-            return Ok(("[bad-request] filePath is empty".into(), None));
-        }
+        let out = match super::output::check(file_path, &self.output_dirs) {
+            Ok(out) => out,
+            Err(why) => {
+                tracing::warn!("refused a render: {why}");
+                return Ok((format!("[bad-request] {why}"), None));
+            }
+        };
         let started = Instant::now();
-        let target = crate::request::without_secrets(&req.url).unwrap_or_default();
+        let target = crate::request::redacted(&req.url);
         let path = if csv { "grpc RenderCSV" } else { "grpc Render" };
         match self.state.render_counted(req, Some(token), path).await {
             Ok(capture) => {
-                if let Err(e) = tokio::fs::write(file_path, &capture.bytes).await {
-                    tracing::error!(url = %target, "cannot write {file_path}: {e}");
-                    return Ok((format!("cannot write {file_path}: {e}"), None));
+                let bytes = capture.bytes.clone();
+                let written =
+                    tokio::task::spawn_blocking(move || super::output::write_new(&out, &bytes))
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                if let Err(e) = written {
+                    tracing::error!(url = %target, "cannot write the new file {file_path}: {e}");
+                    return Ok((
+                        format!("[bad-request] cannot write the new file {file_path}: {e}"),
+                        None,
+                    ));
                 }
                 tracing::info!(url = %target, bytes = capture.bytes.len(), ms = started.elapsed().as_millis() as u64, "rendered");
                 Ok((String::new(), capture.file_name.clone()))
@@ -201,7 +217,27 @@ impl Diagnostics for PluginServices {
 
 #[tonic::async_trait]
 impl GrpcController for PluginServices {
-    async fn shutdown(&self, _request: Request<Empty>) -> Result<Response<Empty>, Status> {
+    /// go-plugin sends no token with Shutdown (see [`super::output`]), so it is honoured only
+    /// from a socket of this process's own user, as Grafana's is.
+    async fn shutdown(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {
+        let owner = match (request.local_addr(), request.remote_addr()) {
+            (Some(local), Some(peer)) => {
+                tokio::task::spawn_blocking(move || super::output::peer_uid(local, peer))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            _ => None,
+        };
+        if owner != Some(super::output::own_uid()) {
+            tracing::warn!(
+                "refused go-plugin's Shutdown from a process of another user (or one that could not be identified): \
+                 only Grafana, which started this plugin, may stop it"
+            );
+            return Err(Status::permission_denied(
+                "Shutdown is only accepted from the user that started the plugin",
+            ));
+        }
         self.shutdown.notify_one();
         Ok(Response::new(Empty {}))
     }

@@ -5,6 +5,10 @@
 //! its claims — but only once its signature verifies with the token the request
 //! authenticated with, and while it has not expired. An unverifiable key identifies only
 //! itself, so it is never merged with another.
+//!
+//! With several accepted tokens (several Grafanas), a verified user also carries *which*
+//! token verified it: a key signed with Grafana B's token never joins a render of Grafana A,
+//! even when the claims are equal (B's holder can sign any claims it likes).
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -24,6 +28,8 @@ pub enum Identity {
     Key { domain: String, key: String },
     /// The verified user of a JWT render key.
     User {
+        /// The index of the accepted token (server.auth-token) whose signature verified it.
+        verified_by: usize,
         domain: String,
         org_id: i64,
         user_id: i64,
@@ -40,6 +46,7 @@ impl std::fmt::Debug for Identity {
                 write!(f, "Key {{ domain: {domain:?}, key: <redacted> }}")
             }
             Identity::User {
+                verified_by,
                 domain,
                 org_id,
                 user_id,
@@ -47,7 +54,7 @@ impl std::fmt::Debug for Identity {
             } => {
                 write!(
                     f,
-                    "User {{ domain: {domain:?}, org_id: {org_id}, user_id: {user_id}, org_role: {org_role:?} }}"
+                    "User {{ verified_by: token #{verified_by}, domain: {domain:?}, org_id: {org_id}, user_id: {user_id}, org_role: {org_role:?} }}"
                 )
             }
         }
@@ -68,8 +75,13 @@ struct RenderUser {
     org_role: String,
 }
 
-/// The identity behind `cookie`, verifying JWT keys with `token` (the request's X-Auth-Token).
-pub fn identify(cookie: Option<&RenderCookie>, token: Option<&[u8]>, now_unix: i64) -> Identity {
+/// The identity behind `cookie`, verifying JWT keys with `token`: the index and value of the
+/// accepted token the request authenticated with (its X-Auth-Token).
+pub fn identify(
+    cookie: Option<&RenderCookie>,
+    token: Option<(usize, &[u8])>,
+    now_unix: i64,
+) -> Identity {
     let Some(cookie) = cookie else {
         return Identity::Anonymous;
     };
@@ -77,9 +89,12 @@ pub fn identify(cookie: Option<&RenderCookie>, token: Option<&[u8]>, now_unix: i
         domain: cookie.domain.clone(),
         key: cookie.key.clone(),
     };
-    let Some(token) = token else { return opaque() };
+    let Some((index, token)) = token else {
+        return opaque();
+    };
     match verify_jwt(&cookie.key, token, now_unix) {
         Some(user) => Identity::User {
+            verified_by: index,
             domain: cookie.domain.clone(),
             org_id: user.org_id,
             user_id: user.user_id,
@@ -148,14 +163,17 @@ pub(crate) mod tests {
         let a = sign(&user(1, 7, 2000), b"secret");
         let b = sign(&user(1, 7, 3000), b"secret");
         assert_ne!(a, b);
-        let ia = identify(Some(&cookie(&a)), Some(b"secret"), 1000);
-        assert_eq!(ia, identify(Some(&cookie(&b)), Some(b"secret"), 1000));
+        let ia = identify(Some(&cookie(&a)), Some((0, &b"secret"[..])), 1000);
+        assert_eq!(
+            ia,
+            identify(Some(&cookie(&b)), Some((0, &b"secret"[..])), 1000)
+        );
         assert!(matches!(ia, Identity::User { user_id: 7, .. }));
         assert_ne!(
             ia,
             identify(
                 Some(&cookie(&sign(&user(1, 8, 2000), b"secret"))),
-                Some(b"secret"),
+                Some((0, &b"secret"[..])),
                 1000
             )
         );
@@ -163,7 +181,7 @@ pub(crate) mod tests {
             ia,
             identify(
                 Some(&cookie(&sign(&user(2, 7, 2000), b"secret"))),
-                Some(b"secret"),
+                Some((0, &b"secret"[..])),
                 1000
             )
         );
@@ -173,12 +191,12 @@ pub(crate) mod tests {
     fn unverifiable_keys_identify_only_themselves() {
         let forged = sign(&user(1, 7, 2000), b"other");
         assert!(matches!(
-            identify(Some(&cookie(&forged)), Some(b"secret"), 1000),
+            identify(Some(&cookie(&forged)), Some((0, &b"secret"[..])), 1000),
             Identity::Key { .. }
         ));
         let expired = sign(&user(1, 7, 500), b"secret");
         assert!(matches!(
-            identify(Some(&cookie(&expired)), Some(b"secret"), 1000),
+            identify(Some(&cookie(&expired)), Some((0, &b"secret"[..])), 1000),
             Identity::Key { .. }
         ));
         let good = sign(&user(1, 7, 2000), b"secret");
@@ -187,10 +205,59 @@ pub(crate) mod tests {
             Identity::Key { .. }
         ));
         assert!(matches!(
-            identify(Some(&cookie("opaque")), Some(b"secret"), 1000),
+            identify(Some(&cookie("opaque")), Some((0, &b"secret"[..])), 1000),
             Identity::Key { .. }
         ));
-        assert_eq!(identify(None, Some(b"secret"), 1000), Identity::Anonymous);
+        assert_eq!(
+            identify(None, Some((0, &b"secret"[..])), 1000),
+            Identity::Anonymous
+        );
         assert!(!format!("{:?}", identify(Some(&cookie("opaque")), None, 0)).contains("opaque"));
+    }
+
+    #[test]
+    fn equal_claims_verified_by_different_tokens_are_different_viewers() {
+        // Grafana A's user 7 and a key with the same claims signed with Grafana B's token.
+        let a = sign(&user(1, 7, 2000), b"token-a");
+        let b = sign(&user(1, 7, 2000), b"token-b");
+        let ia = identify(Some(&cookie(&a)), Some((0, &b"token-a"[..])), 1000);
+        let ib = identify(Some(&cookie(&b)), Some((1, &b"token-b"[..])), 1000);
+        assert!(
+            matches!(
+                ia,
+                Identity::User {
+                    verified_by: 0,
+                    user_id: 7,
+                    ..
+                }
+            ),
+            "{ia:?}"
+        );
+        assert!(
+            matches!(
+                ib,
+                Identity::User {
+                    verified_by: 1,
+                    user_id: 7,
+                    ..
+                }
+            ),
+            "{ib:?}"
+        );
+        assert_ne!(
+            ia, ib,
+            "a key signed with token B must not join Grafana A's render"
+        );
+        // The same key and token twice is one viewer.
+        assert_eq!(
+            ia,
+            identify(Some(&cookie(&a)), Some((0, &b"token-a"[..])), 1000)
+        );
+        // Debug names the token by index only, never its value.
+        let shown = format!("{ia:?}");
+        assert!(
+            shown.contains("token #0") && !shown.contains("token-a"),
+            "{shown}"
+        );
     }
 }
