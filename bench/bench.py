@@ -4,6 +4,7 @@
 It builds the release binaries, starts the built-in Grafana stand-in (with its ~8 MiB
 application bundle unless --bundle-kib 0) and grender on free loopback ports, then measures:
 
+  cold         the first render after grender started (its warm tab has never loaded the app)
   floor        the same page rendered by a minimal warm-tab CDP loop, no service around it
                (target/release/examples/cdp_floor): navigate, wait for readiness, capture
   sequential   N renders one after another: p50 / p90
@@ -11,6 +12,10 @@ application bundle unless --bundle-kib 0) and grender on free loopback ports, th
   memory       peak RSS of grender plus its whole Chromium tree during all of the above
 
 and prints grender's figures as ratios to the floor measured in the same run.
+
+With --frontend the stand-in serves the Grafana-frontend test app (testapp/, Grafana's own
+@grafana/scenes and @grafana/ui code, built by scripts/testapp.sh) instead of its canvas page:
+a solo time series by default, `--page '/d/kinds/x?kiosk' --height 1600` for a whole dashboard.
 
 Against your own Grafana and a running grender (no floor, no stand-in):
   bench/bench.py --grender http://127.0.0.1:8081 --token T --pid PID \\
@@ -178,6 +183,8 @@ def main():
     ap.add_argument("--target", help="page to render (default: the stand-in's one-panel page)")
     ap.add_argument("--page", help="stand-in path and knobs instead of the one-panel page, "
                                    "e.g. '/d/tall/x?panels=70&lazy=1'")
+    ap.add_argument("--frontend", action="store_true",
+                    help="render the Grafana-frontend test app (testapp/) instead of the stand-in's canvas page")
     ap.add_argument("--encoding", default="png", help="png or pdf")
     ap.add_argument("--render-key", default="bench-key")
     ap.add_argument("--domain", default="127.0.0.1")
@@ -196,10 +203,15 @@ def main():
             subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "grender", "-p", "grafana-stub", "--bins",
                             "--example", "cdp_floor"], cwd=ROOT, check=True)
             stub_port, port = free_port(), free_port()
-            procs.append(subprocess.Popen([f"{RELEASE}/grafana-stub", f"127.0.0.1:{stub_port}", args.render_key,
-                                           str(args.bundle_kib)], stdout=subprocess.DEVNULL))
+            stub_args = [f"127.0.0.1:{stub_port}", args.render_key, str(args.bundle_kib)]
+            if args.frontend:
+                subprocess.run([os.path.join(ROOT, "scripts", "testapp.sh")], check=True, stdout=subprocess.DEVNULL)
+                stub_args.insert(0, "--frontend")
+            procs.append(subprocess.Popen([f"{RELEASE}/grafana-stub", *stub_args], stdout=subprocess.DEVNULL))
             if args.page:
                 args.target = f"http://127.0.0.1:{stub_port}{args.page}"
+            if not args.target and args.frontend:
+                args.target = f"http://127.0.0.1:{stub_port}/d-solo/kinds/x?panelId=1&delay={args.delay}"
             if not args.target:
                 args.target = f"http://127.0.0.1:{stub_port}/d-solo/bench/panel?delay={args.delay}"
             time.sleep(0.3)
@@ -231,12 +243,16 @@ def main():
         sampler = RssSampler(pid) if pid else None
         if sampler:
             sampler.start()
+        cold, cold_errors = sequential(url, headers, 1)
         _, warm_errors = sequential(url, headers, args.warmup)
         if warm_errors:
             status, body = get(url, headers)
             sys.exit(f"render failed: {status} {body[:300]!r}")
 
-        print(f"page: {args.target} at {args.width}x{args.height} {args.encoding}, bundle {args.bundle_kib} KiB")
+        print(f"page: {args.target} at {args.width}x{args.height} {args.encoding}"
+              + (" (Grafana-frontend test app)" if args.frontend else f", bundle {args.bundle_kib} KiB"))
+        if own:
+            print(f"grender      cold first render after start {cold[0]:6.0f} ms  errors {cold_errors}")
         seq, seq_errors = sequential(url, headers, args.n)
         p50 = statistics.median(seq)
         fp50 = statistics.median(floor_ms) if floor_ms else None
@@ -265,6 +281,9 @@ def main():
             print(f"RSS of grender + Chromium tree: idle {idle / 1024:.0f} MiB, peak {sampler.peak / 1024:.0f} MiB")
         if args.soak and pid:
             soak(lambda n: url_for(10_000_000 + n), headers, pid, args.soak)
+        status, body = get(f"{base}/metrics")
+        cdp = [l for l in body.decode(errors="replace").splitlines() if l.startswith("grender_cdp_")]
+        print("CDP client: " + ("; ".join(cdp) if cdp else "no unparsed messages, no rescued navigations"))
     finally:
         for p in reversed(procs):
             p.terminate()

@@ -19,7 +19,7 @@ use futures::StreamExt;
 use grender::browser::launch::{LaunchOptions, launch};
 use grender::config::{Command, parse_cli};
 use grender::page::ReadinessOptions;
-use grender::page::readiness;
+use grender::page::{navigate, readiness};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (browser, mut handler) = chromiumoxide::Browser::connect_with_config(ws, config).await?;
     let handler = tokio::spawn(async move { while let Some(Ok(_)) = handler.next().await {} });
 
-    let page = browser.new_page("about:blank").await?;
+    let mut page = browser.new_page("about:blank").await?;
     page.execute(SetDeviceMetricsOverrideParams::new(
         width, height, 1.0, false,
     ))
@@ -77,7 +77,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut no_bindings = futures::stream::pending::<Arc<EventBindingCalled>>();
     for _ in 0..n {
         let started = Instant::now();
-        page.goto(url.as_str()).await?;
+        // grender's own navigation wait (the CDP client's alone sometimes never ends).
+        let loaded = navigate::goto(&page, url.as_str())
+            .await
+            .map_err(|e| e.reason().to_string())?;
         let until = tokio::time::Instant::now() + ready.timeout;
         readiness::wait(&page, &mut no_bindings, ready, until, None).await?;
         let shot = CaptureScreenshotParams::builder()
@@ -86,6 +89,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build();
         page.execute(shot).await?;
         println!("{:.1}", started.elapsed().as_secs_f64() * 1000.0);
+        if loaded == navigate::Loaded::ByLifecycle {
+            // The client still waits for that navigation: the tab is replaced, as grender does.
+            page = browser.new_page("about:blank").await?;
+            page.execute(SetDeviceMetricsOverrideParams::new(
+                width, height, 1.0, false,
+            ))
+            .await?;
+            page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
+                readiness::TRACK_QUERIES_JS,
+            ))
+            .await?;
+        }
     }
     drop(browser);
     handler.abort();

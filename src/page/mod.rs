@@ -2,7 +2,7 @@
 //! zone and language, set the render-key cookie, navigate, wait for readiness, capture.
 
 pub mod guard;
-mod navigate;
+pub mod navigate;
 pub mod readiness;
 pub mod watch;
 

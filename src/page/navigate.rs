@@ -25,7 +25,7 @@ const GOTO_LAG: Duration = Duration::from_millis(300);
 
 /// How the navigation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Loaded {
+pub enum Loaded {
     /// `goto` returned: the normal case.
     ByClient,
     /// The page loaded but the CDP client's wait did not end: the tab must be discarded.
@@ -34,7 +34,7 @@ pub(crate) enum Loaded {
 
 /// Navigates `page` to `url` and returns once its document has loaded. A load error
 /// comes back as the browser's reason (`net::ERR_…`).
-pub(crate) async fn goto(page: &Page, url: &str) -> Result<Loaded, NavigationFailure> {
+pub async fn goto(page: &Page, url: &str) -> Result<Loaded, NavigationFailure> {
     let main_frame = page.target_id().as_ref().to_string();
     let lifecycle = page
         .event_listener::<EventLifecycleEvent>()
@@ -69,7 +69,7 @@ pub(crate) async fn goto(page: &Page, url: &str) -> Result<Loaded, NavigationFai
 
 /// Why a navigation failed.
 #[derive(Debug)]
-pub(crate) enum NavigationFailure {
+pub enum NavigationFailure {
     /// The browser could not load the URL (its reason).
     Load(String),
     /// Talking to Chromium failed.
@@ -89,7 +89,7 @@ impl NavigationFailure {
     }
 
     /// The browser's reason, for a load failure.
-    pub(crate) fn reason(&self) -> &str {
+    pub fn reason(&self) -> &str {
         match self {
             NavigationFailure::Load(r) | NavigationFailure::Cdp(r) => r,
         }
