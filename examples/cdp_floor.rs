@@ -53,15 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (browser, mut handler) = chromiumoxide::Browser::connect_with_config(ws, config).await?;
     let handler = tokio::spawn(async move { while let Some(Ok(_)) = handler.next().await {} });
 
-    let mut page = browser.new_page("about:blank").await?;
-    page.execute(SetDeviceMetricsOverrideParams::new(
-        width, height, 1.0, false,
-    ))
-    .await?;
-    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
-        readiness::TRACK_QUERIES_JS,
-    ))
-    .await?;
+    let mut page = new_tab(&browser, width, height).await?;
     if let (Some(key), Some(domain)) = (args.get(4), args.get(5)) {
         let cookie = SetCookieParams::builder()
             .name("renderKey")
@@ -91,19 +83,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{:.1}", started.elapsed().as_secs_f64() * 1000.0);
         if loaded == navigate::Loaded::ByLifecycle {
             // The client still waits for that navigation: the tab is replaced, as grender does.
-            page = browser.new_page("about:blank").await?;
-            page.execute(SetDeviceMetricsOverrideParams::new(
-                width, height, 1.0, false,
-            ))
-            .await?;
-            page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
-                readiness::TRACK_QUERIES_JS,
-            ))
-            .await?;
+            page = new_tab(&browser, width, height).await?;
         }
     }
     drop(browser);
     handler.abort();
     process.kill_tree();
     Ok(())
+}
+
+/// A blank tab at the picture's size, noting Grafana's queries as grender's tabs do.
+async fn new_tab(
+    browser: &chromiumoxide::Browser,
+    width: u32,
+    height: u32,
+) -> Result<chromiumoxide::Page, Box<dyn std::error::Error>> {
+    let page = browser.new_page("about:blank").await?;
+    page.execute(SetDeviceMetricsOverrideParams::new(
+        width, height, 1.0, false,
+    ))
+    .await?;
+    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
+        readiness::TRACK_QUERIES_JS,
+    ))
+    .await?;
+    Ok(page)
 }

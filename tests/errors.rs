@@ -411,3 +411,22 @@ async fn local_files_and_browser_pages_stay_out_of_reach_by_default() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_navigation_that_never_finishes_ends_at_the_requests_deadline_saying_so() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    // Past the CDP client's own fixed 30 s navigation limit: that limit is no verdict.
+    let r = h
+        .render(
+            &h.stub.url("/hang"),
+            &[("height", "500"), ("timeout", "34")],
+        )
+        .await;
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert!(r.text().starts_with("[request-timeout]"), "{}", r.text());
+    assert!(r.text().contains("loading the page"), "{}", r.text());
+    assert!(!r.text().contains("target-unreachable"), "{}", r.text());
+    h.stop().await;
+}

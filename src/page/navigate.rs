@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::page::EventLifecycleEvent;
+use chromiumoxide::error::CdpError;
 use futures::StreamExt;
 
 use super::readiness;
@@ -43,27 +44,47 @@ pub async fn goto(page: &Page, url: &str) -> Result<Loaded, NavigationFailure> {
     let client = page.goto(url);
     tokio::pin!(client);
     let loaded = document_loaded(lifecycle, main_frame);
-    tokio::select! {
-        r = &mut client => r.map(|_| Loaded::ByClient).map_err(|e| NavigationFailure::Load(e.to_string())),
-        seen = loaded => {
+    tokio::pin!(loaded);
+    let mut page_loaded = false;
+    let client_said = tokio::select! {
+        r = &mut client => r,
+        seen = &mut loaded => {
+            page_loaded = true;
             match tokio::time::timeout(GOTO_LAG, &mut client).await {
-                Ok(r) => r.map(|_| Loaded::ByClient).map_err(|e| NavigationFailure::Load(e.to_string())),
+                Ok(r) => r,
                 Err(_) => {
-                    crate::cdp_health::NAVIGATION_RESCUES.inc();
                     let frames = frame_summary(page).await;
                     tracing::debug!(
                         frames = %frames,
                         lifecycle = %seen,
                         "the page loaded but the CDP client's navigation wait did not end; continuing without it"
                     );
-                    // A failed load commits Chromium's error page, which loads too.
-                    match error_page(page).await {
-                        Some(reason) => Err(NavigationFailure::Load(reason)),
-                        None => Ok(Loaded::ByLifecycle),
-                    }
+                    return rescued(page).await;
                 }
             }
         }
+    };
+    match client_said {
+        Ok(_) => Ok(Loaded::ByClient),
+        // The client's own fixed 30 s limit is no verdict on the page: only the request's
+        // deadline (the caller's) is. Go on waiting for the page itself.
+        Err(CdpError::Timeout) => {
+            if !page_loaded {
+                loaded.await;
+            }
+            rescued(page).await
+        }
+        Err(e) => Err(NavigationFailure::Load(e.to_string())),
+    }
+}
+
+/// The page loaded without the CDP client noticing: counted, and checked for Chromium's
+/// error page (a failed load commits one, which loads too).
+async fn rescued(page: &Page) -> Result<Loaded, NavigationFailure> {
+    crate::cdp_health::NAVIGATION_RESCUES.inc();
+    match error_page(page).await {
+        Some(reason) => Err(NavigationFailure::Load(reason)),
+        None => Ok(Loaded::ByLifecycle),
     }
 }
 

@@ -240,15 +240,7 @@ impl Image {
 
     /// Pixels within `tolerance` per channel of `rgb`.
     pub fn count_near(&self, rgb: [u8; 3], tolerance: u8) -> usize {
-        self.data
-            .chunks(self.channels)
-            .filter(|p| {
-                p[..3]
-                    .iter()
-                    .zip(rgb)
-                    .all(|(a, b)| a.abs_diff(b) <= tolerance)
-            })
-            .count()
+        self.count_near_in_rows(rgb, tolerance, 0, self.height)
     }
 
     /// Pixels within `tolerance` of `rgb` in the rows `from..to`.

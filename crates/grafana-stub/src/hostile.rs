@@ -12,6 +12,7 @@
 //!   via `/leak?from=cached&saw=<answer>`.
 //! - `/socket?to=<ws url>`: opens a WebSocket to that URL, and so does a dedicated worker
 //!   it starts (`/socket-worker.js`), then reports readiness.
+//! - `/hang`: a document that never arrives (the navigation never finishes).
 //! - `/navigate-away?to=<url>`: starts like a Scenes page, then navigates itself to that URL.
 
 use axum::Router;
@@ -29,6 +30,13 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/leak", get(|| async { "" }))
         .route("/cached", get(|| async { Html(CACHED) }))
         .route("/api/datasources/proxy/uid/viewer/who", get(who))
+        .route(
+            "/hang",
+            get(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                ""
+            }),
+        )
         .route("/socket", get(|| async { Html(SOCKET) }))
         .route("/socket-worker.js", get(|| async { script(SOCKET_WORKER) }))
         .route("/navigate-away", get(|| async { Html(NAVIGATE_AWAY) }))
