@@ -3,8 +3,9 @@
 //! are Grafana's own (the Scenes query controller's counter, the scene context), its
 //! panels draw with uPlot and canvas, its grid is lazy.
 //!
-//! `GRENDER_REPEAT=200 cargo nextest run --test frontend every_panel_kind` runs the
-//! picture check of every panel kind 200 times in a row (CI: 3 times).
+//! `GRENDER_REPEAT=200 cargo test --test frontend every_panel_kind` runs the picture check
+//! of every panel kind 200 times in a row (CI: 3 times; nextest would stop the long run at
+//! its 180 s limit).
 
 mod common;
 
