@@ -43,25 +43,18 @@ static WARNED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
 /// The CDP method named in a raw protocol message, or `unknown`. Only a method name made
 /// of protocol characters is returned, so nothing else of the message can get out.
 pub(crate) fn method_of(raw: &str) -> String {
-    let Some(start) = raw.find("\"method\"") else {
-        return "unknown".into();
-    };
-    let rest = raw[start + "\"method\"".len()..].trim_start();
-    let Some(rest) = rest.strip_prefix(':') else {
-        return "unknown".into();
-    };
-    let Some(rest) = rest.trim_start().strip_prefix('"') else {
-        return "unknown".into();
-    };
-    let name: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
-        .take(80)
-        .collect();
-    if name.is_empty() || !rest[name.len()..].starts_with('"') {
-        return "unknown".into();
+    let message: serde_json::Value = serde_json::from_str(raw).unwrap_or_default();
+    match message["method"].as_str() {
+        Some(m)
+            if !m.is_empty()
+                && m.len() <= 80
+                && m.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') =>
+        {
+            m.to_string()
+        }
+        _ => "unknown".into(),
     }
-    name
 }
 
 /// Counts one unparsed message and warns once for its method.

@@ -83,12 +83,12 @@ impl Rules {
 }
 
 /// Watches one render's requests while alive.
-pub struct NavigationGuard {
+pub struct RequestGate {
     blocked: Arc<Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl NavigationGuard {
+impl RequestGate {
     /// Starts pausing the tab's requests. `credentials` are headers added only to requests
     /// to `target`'s origin.
     pub async fn start(
@@ -96,7 +96,7 @@ impl NavigationGuard {
         policy: &OriginPolicy,
         target: &str,
         credentials: &[(String, String)],
-    ) -> Result<NavigationGuard, RenderError> {
+    ) -> Result<RequestGate, RenderError> {
         let rules = Rules {
             policy: policy.clone(),
             target: url::Url::parse(target).ok().map(|u| u.origin()),
@@ -170,7 +170,7 @@ impl NavigationGuard {
                 }
             }
         });
-        Ok(NavigationGuard { blocked, task })
+        Ok(RequestGate { blocked, task })
     }
 
     /// The error for a main-frame navigation that was refused, if any.
@@ -183,7 +183,7 @@ impl NavigationGuard {
     }
 }
 
-impl Drop for NavigationGuard {
+impl Drop for RequestGate {
     fn drop(&mut self) {
         self.task.abort();
     }

@@ -172,7 +172,7 @@ async fn drive(
     let page = tab.page();
     let watch = watch::PageWatch::start(page).await;
     let navigation =
-        guard::NavigationGuard::start(page, &opts.origins, &req.url, &req.extra_headers).await?;
+        guard::RequestGate::start(page, &opts.origins, &req.url, &req.extra_headers).await?;
     let refused = || navigation.refused();
     let download = match (&req.output, tab.context_id()) {
         (Output::Csv { .. }, Some(context)) => Some(

@@ -53,9 +53,7 @@ pub async fn goto(page: &Page, url: &str) -> Result<Loaded, NavigationFailure> {
             match tokio::time::timeout(GOTO_LAG, &mut client).await {
                 Ok(r) => r,
                 Err(_) => {
-                    let frames = frame_summary(page).await;
                     tracing::debug!(
-                        frames = %frames,
                         lifecycle = %seen,
                         "the page loaded but the CDP client's navigation wait did not end; continuing without it"
                     );
@@ -141,38 +139,6 @@ async fn document_loaded(
         }
     }
     std::future::pending::<String>().await
-}
-
-/// The page's frames (paths only), for the log line of a rescued navigation.
-async fn frame_summary(page: &Page) -> String {
-    use chromiumoxide::cdp::browser_protocol::page::{FrameTree, GetFrameTreeParams};
-    fn walk(tree: &FrameTree, depth: usize, out: &mut Vec<String>) {
-        let url = url::Url::parse(&tree.frame.url)
-            .map(|u| {
-                format!(
-                    "{}{}",
-                    u.scheme(),
-                    if u.has_host() {
-                        format!("://{}", u.path())
-                    } else {
-                        String::new()
-                    }
-                )
-            })
-            .unwrap_or_else(|_| "?".into());
-        out.push(format!("{depth}:{url}"));
-        for child in tree.child_frames.iter().flatten() {
-            walk(child, depth + 1, out);
-        }
-    }
-    match page.execute(GetFrameTreeParams::default()).await {
-        Ok(tree) => {
-            let mut out = Vec::new();
-            walk(&tree.result.frame_tree, 0, &mut out);
-            out.join(" ")
-        }
-        Err(e) => format!("unknown ({e})"),
-    }
 }
 
 /// The reason when the main frame shows Chromium's error page instead of the target.
