@@ -17,7 +17,7 @@ use chromiumoxide::cdp::js_protocol::runtime::EventBindingCalled;
 use chromiumoxide::handler::HandlerConfig;
 use futures::StreamExt;
 use grender::browser::launch::{LaunchOptions, launch};
-use grender::config::{Command, parse_cli};
+use grender::cli::{Cli, Command};
 use grender::page::ReadinessOptions;
 use grender::page::{navigate, readiness};
 
@@ -32,17 +32,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let width: u32 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1000);
     let height: u32 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(500);
 
-    let Command::Server(opts) = parse_cli(["grender", "server", "--config=/dev/null"])?.command
+    let Command::Server(opts) = Cli::parse_args(["grender", "server", "--config=/dev/null"])?
+        .0
+        .command
     else {
         return Err("a server command line".into());
     };
     let launch_opts = LaunchOptions {
-        path: opts.resolve_browser()?,
+        path: grender::browser::launch::find_chromium(opts.browser.path.as_deref())?,
         extra_flags: vec![],
-        timezone: opts.default_timezone(),
+        timezone: opts.browser.default_timezone(),
         launch_timeout: Duration::from_secs(20),
         ca_file: None,
-        sandbox: opts.sandbox,
+        sandbox: opts.browser.sandbox,
     };
     let (mut process, ws) = launch(&launch_opts).await?;
     let config = HandlerConfig {

@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use crate::request::redacted;
+use crate::redact::redacted;
+use crate::stage::Stage;
 
 /// Everything that can end a render request early.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +21,7 @@ pub enum RenderError {
          timeout or the request's `timeout` if the dashboard is slow"
     )]
     Deadline {
-        stage: &'static str,
+        stage: Stage,
         elapsed: Duration,
         budget: Duration,
     },
@@ -82,47 +83,40 @@ pub enum RenderError {
     /// A browser protocol step failed.
     #[error("render failed while {stage}: {detail}")]
     Browser { stage: &'static str, detail: String },
+    /// A step in grender itself failed (converting, stitching, a temporary file), not Chromium
+    /// or Grafana.
+    #[error(
+        "render failed while {stage}: {detail} (a failure inside grender, not in Chromium or Grafana; \
+         please report it)"
+    )]
+    Local { stage: &'static str, detail: String },
 }
 
 impl RenderError {
     /// The HTTP status Grafana (and the official service) expects for this failure.
     pub fn status(&self) -> u16 {
-        match self {
-            RenderError::BadRequest(_) => 400,
-            RenderError::ForbiddenNavigation { .. } => 403,
-            RenderError::TooLarge(_) => 413,
-            RenderError::Deadline { .. } | RenderError::ReadinessTimeout { .. } => 408,
-            RenderError::Overloaded { .. } => 429,
-            RenderError::BrowserUnavailable(_) => 503,
-            RenderError::LoginPage { .. }
-            | RenderError::Navigation { .. }
-            | RenderError::GrafanaAssets { .. }
-            | RenderError::PageScriptError(_)
-            | RenderError::PageReportedFailure(_)
-            | RenderError::PageCrashed
-            | RenderError::BrowserDied
-            | RenderError::Browser { .. } => 500,
-        }
+        self.code().status()
     }
 
-    /// A stable, greppable name of the failure class, put in front of every error body.
-    pub fn code(&self) -> &'static str {
+    /// The failure class, whose name is put in front of every error body.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            RenderError::BadRequest(_) => "bad-request",
-            RenderError::ForbiddenNavigation { .. } => "forbidden-url",
-            RenderError::Deadline { .. } => "request-timeout",
-            RenderError::ReadinessTimeout { .. } => "readiness-timeout",
-            RenderError::Overloaded { .. } => "overloaded",
-            RenderError::TooLarge(_) => "too-large",
-            RenderError::LoginPage { .. } => "login-page",
+            RenderError::BadRequest(_) => ErrorCode::BadRequest,
+            RenderError::ForbiddenNavigation { .. } => ErrorCode::ForbiddenUrl,
+            RenderError::Deadline { .. } => ErrorCode::RequestTimeout,
+            RenderError::ReadinessTimeout { .. } => ErrorCode::ReadinessTimeout,
+            RenderError::Overloaded { .. } => ErrorCode::Overloaded,
+            RenderError::TooLarge(_) => ErrorCode::TooLarge,
+            RenderError::LoginPage { .. } => ErrorCode::LoginPage,
             RenderError::Navigation { reason, .. } => navigation_class(reason).0,
-            RenderError::GrafanaAssets { .. } => "grafana-assets-failed",
-            RenderError::PageScriptError(_) => "page-script-error",
-            RenderError::PageReportedFailure(_) => "grafana-render-failed",
-            RenderError::PageCrashed => "page-crashed",
-            RenderError::BrowserDied => "browser-crashed",
-            RenderError::BrowserUnavailable(_) => "browser-unavailable",
-            RenderError::Browser { .. } => "browser-error",
+            RenderError::GrafanaAssets { .. } => ErrorCode::GrafanaAssetsFailed,
+            RenderError::PageScriptError(_) => ErrorCode::PageScriptError,
+            RenderError::PageReportedFailure(_) => ErrorCode::GrafanaRenderFailed,
+            RenderError::PageCrashed => ErrorCode::PageCrashed,
+            RenderError::BrowserDied => ErrorCode::BrowserCrashed,
+            RenderError::BrowserUnavailable(_) => ErrorCode::BrowserUnavailable,
+            RenderError::Browser { .. } => ErrorCode::BrowserError,
+            RenderError::Local { .. } => ErrorCode::InternalError,
         }
     }
 
@@ -133,32 +127,139 @@ impl RenderError {
             detail: err.to_string(),
         }
     }
+
+    /// Wraps a failure of grender's own work (not Chromium's) with the step it happened in.
+    pub fn local(stage: &'static str, err: impl std::fmt::Display) -> Self {
+        RenderError::Local {
+            stage,
+            detail: err.to_string(),
+        }
+    }
 }
 
-/// Every code an error body can start with (documented in docs/troubleshooting.md).
-pub const CODES: &[&str] = &[
-    "missing-token",
-    "invalid-token",
-    "bad-request",
-    "forbidden-url",
-    "too-large",
-    "request-timeout",
-    "readiness-timeout",
-    "overloaded",
-    "connect-refused",
-    "dns-failed",
-    "tls-failed",
-    "connect-timeout",
-    "target-unreachable",
-    "login-page",
-    "grafana-assets-failed",
-    "page-script-error",
-    "grafana-render-failed",
-    "page-crashed",
-    "browser-crashed",
-    "browser-unavailable",
-    "browser-error",
-];
+/// Every failure class an answer can name: the `[code]` in front of an error body, the
+/// `code` label of `grender_errors_total`, and an entry of docs/troubleshooting.md each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    MissingToken,
+    InvalidToken,
+    UrlTooLong,
+    HeadersTooLarge,
+    BadRequest,
+    ForbiddenUrl,
+    TooLarge,
+    RequestTimeout,
+    ReadinessTimeout,
+    Overloaded,
+    ConnectRefused,
+    DnsFailed,
+    TlsFailed,
+    ConnectTimeout,
+    TargetUnreachable,
+    LoginPage,
+    GrafanaAssetsFailed,
+    PageScriptError,
+    GrafanaRenderFailed,
+    PageCrashed,
+    BrowserCrashed,
+    BrowserUnavailable,
+    BrowserError,
+    InternalError,
+}
+
+impl ErrorCode {
+    /// All of them, for the documentation check.
+    pub const ALL: [ErrorCode; 24] = [
+        ErrorCode::MissingToken,
+        ErrorCode::InvalidToken,
+        ErrorCode::UrlTooLong,
+        ErrorCode::HeadersTooLarge,
+        ErrorCode::BadRequest,
+        ErrorCode::ForbiddenUrl,
+        ErrorCode::TooLarge,
+        ErrorCode::RequestTimeout,
+        ErrorCode::ReadinessTimeout,
+        ErrorCode::Overloaded,
+        ErrorCode::ConnectRefused,
+        ErrorCode::DnsFailed,
+        ErrorCode::TlsFailed,
+        ErrorCode::ConnectTimeout,
+        ErrorCode::TargetUnreachable,
+        ErrorCode::LoginPage,
+        ErrorCode::GrafanaAssetsFailed,
+        ErrorCode::PageScriptError,
+        ErrorCode::GrafanaRenderFailed,
+        ErrorCode::PageCrashed,
+        ErrorCode::BrowserCrashed,
+        ErrorCode::BrowserUnavailable,
+        ErrorCode::BrowserError,
+        ErrorCode::InternalError,
+    ];
+
+    /// The stable, greppable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MissingToken => "missing-token",
+            ErrorCode::InvalidToken => "invalid-token",
+            ErrorCode::UrlTooLong => "url-too-long",
+            ErrorCode::HeadersTooLarge => "headers-too-large",
+            ErrorCode::BadRequest => "bad-request",
+            ErrorCode::ForbiddenUrl => "forbidden-url",
+            ErrorCode::TooLarge => "too-large",
+            ErrorCode::RequestTimeout => "request-timeout",
+            ErrorCode::ReadinessTimeout => "readiness-timeout",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::ConnectRefused => "connect-refused",
+            ErrorCode::DnsFailed => "dns-failed",
+            ErrorCode::TlsFailed => "tls-failed",
+            ErrorCode::ConnectTimeout => "connect-timeout",
+            ErrorCode::TargetUnreachable => "target-unreachable",
+            ErrorCode::LoginPage => "login-page",
+            ErrorCode::GrafanaAssetsFailed => "grafana-assets-failed",
+            ErrorCode::PageScriptError => "page-script-error",
+            ErrorCode::GrafanaRenderFailed => "grafana-render-failed",
+            ErrorCode::PageCrashed => "page-crashed",
+            ErrorCode::BrowserCrashed => "browser-crashed",
+            ErrorCode::BrowserUnavailable => "browser-unavailable",
+            ErrorCode::BrowserError => "browser-error",
+            ErrorCode::InternalError => "internal-error",
+        }
+    }
+
+    /// The HTTP status Grafana (and the official service) expects for this failure.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::MissingToken | ErrorCode::InvalidToken => 401,
+            ErrorCode::BadRequest => 400,
+            ErrorCode::ForbiddenUrl => 403,
+            ErrorCode::UrlTooLong => 414,
+            ErrorCode::HeadersTooLarge => 431,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::RequestTimeout | ErrorCode::ReadinessTimeout => 408,
+            ErrorCode::Overloaded => 429,
+            ErrorCode::BrowserUnavailable => 503,
+            ErrorCode::ConnectRefused
+            | ErrorCode::DnsFailed
+            | ErrorCode::TlsFailed
+            | ErrorCode::ConnectTimeout
+            | ErrorCode::TargetUnreachable
+            | ErrorCode::LoginPage
+            | ErrorCode::GrafanaAssetsFailed
+            | ErrorCode::PageScriptError
+            | ErrorCode::GrafanaRenderFailed
+            | ErrorCode::PageCrashed
+            | ErrorCode::BrowserCrashed
+            | ErrorCode::BrowserError
+            | ErrorCode::InternalError => 500,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Grafana's default render_key_lifetime.
 const RENDER_KEY_LIFETIME: Duration = Duration::from_secs(300);
@@ -182,21 +283,21 @@ fn login_message(url: &str, elapsed: Duration) -> String {
 }
 
 /// The code and a plain description of a Chromium network error.
-fn navigation_class(reason: &str) -> (&'static str, &'static str) {
+fn navigation_class(reason: &str) -> (ErrorCode, &'static str) {
     let r = reason.to_ascii_uppercase();
     if r.contains("ERR_CONNECTION_REFUSED") {
         (
-            "connect-refused",
+            ErrorCode::ConnectRefused,
             "the connection was refused (nothing listens there)",
         )
     } else if r.contains("ERR_NAME_NOT_RESOLVED") || r.contains("ERR_NAME_RESOLUTION_FAILED") {
-        ("dns-failed", "the host name does not resolve")
+        (ErrorCode::DnsFailed, "the host name does not resolve")
     } else if r.contains("ERR_CERT") || r.contains("ERR_SSL") {
-        ("tls-failed", "its TLS certificate was not accepted")
+        (ErrorCode::TlsFailed, "its TLS certificate was not accepted")
     } else if r.contains("TIMED_OUT") {
-        ("connect-timeout", "the connection timed out")
+        (ErrorCode::ConnectTimeout, "the connection timed out")
     } else {
-        ("target-unreachable", "it could not be loaded")
+        (ErrorCode::TargetUnreachable, "it could not be loaded")
     }
 }
 
@@ -215,8 +316,8 @@ fn navigation_message(url: &str, reason: &str) -> String {
         )
     } else {
         match code {
-            "tls-failed" => "trust Grafana's CA in the renderer or start it with --browser.flag=--ignore-certificate-errors".into(),
-            "dns-failed" => format!("make {host} resolvable from grender, or use another GF_RENDERING_CALLBACK_URL"),
+            ErrorCode::TlsFailed => "trust Grafana's CA in the renderer or start it with --browser.flag=--ignore-certificate-errors".into(),
+            ErrorCode::DnsFailed => format!("make {host} resolvable from grender, or use another GF_RENDERING_CALLBACK_URL"),
             _ => format!("check that Grafana listens at {url} as seen from grender (GF_RENDERING_CALLBACK_URL)"),
         }
     };
@@ -253,12 +354,21 @@ mod tests {
             url: "http://grafana:3000/d/x".into(),
             reason: reason.into(),
         };
-        assert_eq!(nav("net::ERR_CONNECTION_REFUSED").code(), "connect-refused");
-        assert_eq!(nav("net::ERR_NAME_NOT_RESOLVED").code(), "dns-failed");
-        assert_eq!(nav("net::ERR_CERT_AUTHORITY_INVALID").code(), "tls-failed");
+        assert_eq!(
+            nav("net::ERR_CONNECTION_REFUSED").code(),
+            ErrorCode::ConnectRefused
+        );
+        assert_eq!(
+            nav("net::ERR_NAME_NOT_RESOLVED").code(),
+            ErrorCode::DnsFailed
+        );
+        assert_eq!(
+            nav("net::ERR_CERT_AUTHORITY_INVALID").code(),
+            ErrorCode::TlsFailed
+        );
         assert_eq!(
             nav("net::ERR_CONNECTION_TIMED_OUT").code(),
-            "connect-timeout"
+            ErrorCode::ConnectTimeout
         );
         assert!(
             nav("net::ERR_NAME_NOT_RESOLVED")

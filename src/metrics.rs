@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use crate::stage::Stage;
+
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder, exponential_buckets,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder, exponential_buckets,
 };
 
 /// Every metric grender exports, in one private registry.
@@ -31,11 +33,11 @@ pub struct Metrics {
     // grender's own.
     pub queue_waiting: IntGauge,
     pub queue_in_flight: IntGauge,
-    pub queue_wait_seconds: prometheus::Gauge,
-    pub queue_refused: IntGauge,
-    pub coalesced: IntGauge,
-    pub browser_renders: IntGauge,
-    pub browser_restarts: IntGauge,
+    pub queue_wait_seconds: prometheus::Counter,
+    pub queue_refused: IntCounter,
+    pub coalesced: IntCounter,
+    pub browser_renders: IntCounter,
+    pub browser_launches: IntCounter,
     pub chromium_rss: IntGauge,
     pub errors: IntCounterVec,
     pub limits_refused: IntCounterVec,
@@ -141,23 +143,23 @@ impl Metrics {
                 "Requests waiting for a render slot.",
             )?,
             queue_in_flight: IntGauge::new("grender_renders_in_flight", "Renders running now.")?,
-            queue_wait_seconds: prometheus::Gauge::new(
+            queue_wait_seconds: prometheus::Counter::new(
                 "grender_queue_wait_seconds_total",
                 "Time requests spent waiting for a render slot.",
             )?,
-            queue_refused: IntGauge::new(
+            queue_refused: IntCounter::new(
                 "grender_queue_refused_total",
                 "Requests refused at arrival (429).",
             )?,
-            coalesced: IntGauge::new(
+            coalesced: IntCounter::new(
                 "grender_coalesced_requests_total",
                 "Requests answered by an identical render.",
             )?,
-            browser_renders: IntGauge::new(
+            browser_renders: IntCounter::new(
                 "grender_browser_renders_total",
                 "Renders that reached the browser.",
             )?,
-            browser_restarts: IntGauge::new(
+            browser_launches: IntCounter::new(
                 "grender_browser_launches_total",
                 "Chromium launches since start.",
             )?,
@@ -202,7 +204,7 @@ impl Metrics {
             queue_refused,
             coalesced,
             browser_renders,
-            browser_restarts,
+            browser_launches,
             chromium_rss,
             errors,
             limits_refused
@@ -249,27 +251,12 @@ impl Metrics {
     }
 
     /// Records the time spent in each render step, under the Node service's step names.
-    pub fn observe_steps(&self, steps: &[(&'static str, Duration)]) {
+    pub fn observe_steps(&self, steps: &[(Stage, Duration)]) {
         for (stage, took) in steps {
             self.node_step_duration
-                .with_label_values(&[step_name(stage)])
+                .with_label_values(&[stage.step_label()])
                 .observe(took.as_secs_f64());
         }
-    }
-}
-
-/// The Node service's step label for a render stage.
-pub fn step_name(stage: &str) -> &'static str {
-    match stage {
-        "waiting for a render slot" => "queue",
-        "waiting for Chromium" => "launch",
-        "opening a browser tab" => "newPage",
-        "loading the page" => "navigate",
-        "waiting for the CSV download" => "downloadCSV",
-        "capturing the picture" => "screenshot",
-        "converting the picture" => "convert",
-        s if s.starts_with("waiting for panels") => "panelsRendered",
-        _ => "other",
     }
 }
 

@@ -1,6 +1,6 @@
 //! The one-shot subcommands, run as a user would: `grender render` and `grender doctor`.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

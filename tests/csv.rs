@@ -1,6 +1,6 @@
 //! `/render/csv`: the download of Grafana's d-csv page, with its name.
 
-mod common;
+use crate::common;
 
 use common::{Harness, RENDER_KEY, TOKEN};
 

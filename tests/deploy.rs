@@ -11,7 +11,7 @@ fn root(path: &str) -> String {
 /// Every env name grender reads, taken from its own command line definition.
 fn grender_env_names() -> HashSet<String> {
     use clap::CommandFactory;
-    let cmd = grender::config::Cli::command();
+    let cmd = grender::cli::Cli::command();
     let server = cmd.find_subcommand("server").unwrap();
     server
         .get_arguments()

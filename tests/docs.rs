@@ -1,7 +1,7 @@
 //! The documentation agrees with the code: every option in the configuration reference,
 //! every error code in the troubleshooting page.
 //!
-//! `GRENDER_WRITE_DOCS=1 cargo test --test docs` regenerates docs/configuration.md.
+//! `GRENDER_WRITE_DOCS=1 cargo test --test grender docs::` regenerates docs/configuration.md.
 
 use clap::CommandFactory;
 
@@ -11,11 +11,11 @@ fn path(p: &str) -> String {
 
 /// The configuration reference, generated from the command line definition.
 fn configuration_reference() -> String {
-    let cmd = grender::config::Cli::command();
+    let cmd = grender::cli::Cli::command();
     let server = cmd.find_subcommand("server").expect("server");
     let mut out = String::from(
         "# Configuration reference\n\n\
-         Generated from the code (`GRENDER_WRITE_DOCS=1 cargo test --test docs`); a test fails when it is stale.\n\n\
+         Generated from the code (`GRENDER_WRITE_DOCS=1 cargo test --test grender docs::`); a test fails when it is stale.\n\n\
          Precedence: command-line flag, then environment variable, then `config.yaml` / `config.yml` / \
          `config.json` in the working directory (or `--config FILE`), whose keys are the flag names, dotted \
          or nested. `grender print-config` shows the effective values and where each came from. The Node \
@@ -58,14 +58,14 @@ fn the_configuration_reference_is_current() {
     let actual = std::fs::read_to_string(&file).unwrap_or_default();
     assert!(
         actual == expected,
-        "docs/configuration.md is stale: run GRENDER_WRITE_DOCS=1 cargo test --test docs"
+        "docs/configuration.md is stale: run GRENDER_WRITE_DOCS=1 cargo test --test grender docs::"
     );
 }
 
 #[test]
 fn every_error_code_has_a_troubleshooting_entry() {
     let page = std::fs::read_to_string(path("docs/troubleshooting.md")).unwrap();
-    for code in grender::error::CODES {
+    for code in grender::error::ErrorCode::ALL {
         assert!(
             page.contains(&format!("### `{code}`")),
             "docs/troubleshooting.md has no entry for {code}"

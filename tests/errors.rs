@@ -1,6 +1,6 @@
 //! Every refusal: status codes and one-line reasons, before and during rendering.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

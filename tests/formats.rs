@@ -2,7 +2,7 @@
 //! Every option must give a decodable file of the right type and size, and the default
 //! must stay Chromium's PNG, byte for byte.
 
-mod common;
+use crate::common;
 
 use common::{Harness, Rendered};
 use grender::output::picture::decode;

@@ -7,7 +7,7 @@
 //! of every panel kind 200 times in a row (CI: 3 times; nextest would stop the long run at
 //! its 180 s limit).
 
-mod common;
+use crate::common;
 
 use common::{Harness, Image, RENDER_KEY, TOKEN};
 use grafana_stub::frontend as app;

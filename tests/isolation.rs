@@ -2,7 +2,7 @@
 //! cached answers. Each test plays the attacker's page and then checks, from the
 //! stand-in's request log, what the leftovers could do with the next renders' keys.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

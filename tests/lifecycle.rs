@@ -1,50 +1,15 @@
 //! Chromium's life: crashes are survived, and no Chromium outlives the service.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Harness;
-use grender::browser::BrowserState;
+use common::proc::{alive_in_group, processes, read};
 
 const SOLO: &str = "/d-solo/uid1/panel";
-
-/// (pid, state, ppid, pgid) of every process.
-fn processes() -> Vec<(i32, char, i32, i32)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() > 3 {
-            out.push((
-                pid,
-                f[0].chars().next().unwrap_or('?'),
-                f[1].parse().unwrap_or(0),
-                f[2].parse().unwrap_or(0),
-            ));
-        }
-    }
-    out
-}
-
-/// Live (non-zombie) processes of process group `pgid`.
-fn alive_in_group(pgid: i32) -> Vec<i32> {
-    processes()
-        .into_iter()
-        .filter(|p| p.3 == pgid && p.1 != 'Z')
-        .map(|p| p.0)
-        .collect()
-}
 
 fn wait_until_gone(pgid: i32, within: Duration) -> Vec<i32> {
     let start = Instant::now();
@@ -71,10 +36,8 @@ async fn wait_until_gone_async(pgid: i32, within: Duration) -> Vec<i32> {
 }
 
 fn current_pid(h: &Harness) -> (u32, u64) {
-    match h.browsers.state() {
-        BrowserState::Ready(b) => (b.pid, b.generation),
-        _ => panic!("browser not ready"),
-    }
+    let b = h.browser();
+    (b.pid, b.generation)
 }
 
 #[tokio::test]
@@ -130,11 +93,10 @@ async fn a_crashed_tab_fails_its_render_and_the_browser_keeps_working() {
         async {
             tokio::time::sleep(Duration::from_millis(800)).await;
             // Kill every renderer process, as the OOM killer would.
-            for (p, _, _, pgid) in processes() {
-                let cmdline =
-                    std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default();
-                if pgid == pid as i32 && cmdline.contains("--type=renderer") {
-                    unsafe { libc::kill(p, libc::SIGKILL) };
+            for p in processes() {
+                let cmdline = read(p.pid, "cmdline").unwrap_or_default();
+                if p.pgid == pid as i32 && cmdline.contains("--type=renderer") {
+                    unsafe { libc::kill(p.pid, libc::SIGKILL) };
                 }
             }
         }
@@ -190,8 +152,8 @@ fn spawn_grender(extra: &[&str]) -> Option<(std::process::Child, i32)> {
     let me = child.id() as i32;
     let chromium = processes()
         .into_iter()
-        .find(|p| p.2 == me)
-        .map(|p| p.0)
+        .find(|p| p.ppid == me)
+        .map(|p| p.pid)
         .expect("Chromium is a child of grender");
     Some((child, chromium))
 }
@@ -362,8 +324,8 @@ fn our_chromiums() -> Vec<i32> {
     let me = std::process::id() as i32;
     processes()
         .into_iter()
-        .filter(|p| p.2 == me && p.1 != 'Z')
-        .map(|p| p.0)
+        .filter(|p| p.ppid == me && !p.is_zombie())
+        .map(|p| p.pid)
         .collect()
 }
 

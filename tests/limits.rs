@@ -1,7 +1,7 @@
 //! HTTP server limits against hostile or broken clients: URL and header sizes, connection
 //! count, and slow clients (slowloris). Raw TCP on loopback, so nothing in between helps.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Behaviour under load: identical requests coalesce, a full queue answers 429 at once.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ async fn a_hundred_identical_requests_share_one_browser_render() {
         return;
     };
     let target = h.dashboard("/d-solo/storm/alert", "delay=1500");
-    let before = h.renderer.browser_renders();
+    let before = h.count("grender_browser_renders_total");
     let requests = (0..100).map(|_| h.render(&target, &[("width", "1000"), ("height", "500")]));
     let answers = futures::future::join_all(requests).await;
     for r in &answers {
@@ -41,11 +41,11 @@ async fn a_hundred_identical_requests_share_one_browser_render() {
         assert!(r.png().is_drawn(500, 250));
     }
     assert_eq!(
-        h.renderer.browser_renders() - before,
+        h.count("grender_browser_renders_total") - before,
         1,
         "exactly one browser render"
     );
-    assert_eq!(h.renderer.coalesced(), 99);
+    assert_eq!(h.count("grender_coalesced_requests_total"), 99);
     // Once it is done, the next identical request renders afresh.
     assert_eq!(
         h.render(&target, &[("width", "1000"), ("height", "500")])
@@ -53,7 +53,7 @@ async fn a_hundred_identical_requests_share_one_browser_render() {
             .status,
         200
     );
-    assert_eq!(h.renderer.browser_renders() - before, 2);
+    assert_eq!(h.count("grender_browser_renders_total") - before, 2);
     h.stop().await;
 }
 
@@ -63,7 +63,7 @@ async fn different_pictures_or_viewers_are_not_merged() {
         return;
     };
     let target = h.dashboard("/d-solo/storm/alert", "delay=800");
-    let before = h.renderer.browser_renders();
+    let before = h.count("grender_browser_renders_total");
     let (a, b, c) = tokio::join!(
         h.render(&target, &[("width", "1000"), ("height", "500")]),
         h.render(&target, &[("width", "1200"), ("height", "500")]),
@@ -77,7 +77,7 @@ async fn different_pictures_or_viewers_are_not_merged() {
         ),
     );
     assert_eq!((a.status, b.status, c.status), (200, 200, 200));
-    assert_eq!(h.renderer.browser_renders() - before, 3);
+    assert_eq!(h.count("grender_browser_renders_total") - before, 3);
     h.stop().await;
 }
 
@@ -109,7 +109,7 @@ async fn jwt_render_keys_merge_only_for_the_same_verified_user() {
         );
         async move { hr.get_with(&url, &[("X-Auth-Token", TOKEN)]).await }
     };
-    let before = h.renderer.browser_renders();
+    let before = h.count("grender_browser_renders_total");
     let answers = futures::future::join_all([
         with_key(&k1),
         with_key(&k2),
@@ -119,7 +119,7 @@ async fn jwt_render_keys_merge_only_for_the_same_verified_user() {
     .await;
     assert!(answers.iter().all(|r| r.status == 200));
     // k1 and k2 share; the other user and the unverifiable key render on their own.
-    assert_eq!(h.renderer.browser_renders() - before, 3);
+    assert_eq!(h.count("grender_browser_renders_total") - before, 3);
     h.stop().await;
 }
 
@@ -148,8 +148,8 @@ async fn equal_jwt_claims_signed_by_another_grafanas_token_do_not_join_its_rende
         );
         async move { hr.get_with(&url, &[("X-Auth-Token", token)]).await }
     };
-    let before = h.renderer.browser_renders();
-    let coalesced = h.renderer.coalesced();
+    let before = h.count("grender_browser_renders_total");
+    let coalesced = h.count("grender_coalesced_requests_total");
     let (a, b) = tokio::join!(with(from_a.clone(), TOKEN), with(from_b, OTHER));
     assert_eq!(
         (a.status, b.status),
@@ -159,15 +159,15 @@ async fn equal_jwt_claims_signed_by_another_grafanas_token_do_not_join_its_rende
         b.text()
     );
     assert_eq!(
-        h.renderer.browser_renders() - before,
+        h.count("grender_browser_renders_total") - before,
         2,
         "a key verified by token B joined the render of token A"
     );
-    assert_eq!(h.renderer.coalesced(), coalesced);
+    assert_eq!(h.count("grender_coalesced_requests_total"), coalesced);
     // The same key and token twice do share (the test can tell sharing apart).
     let (c, d) = tokio::join!(with(from_a.clone(), TOKEN), with(from_a, TOKEN));
     assert_eq!((c.status, d.status), (200, 200));
-    assert_eq!(h.renderer.browser_renders() - before, 3);
+    assert_eq!(h.count("grender_browser_renders_total") - before, 3);
     h.stop().await;
 }
 
@@ -225,9 +225,13 @@ async fn a_request_that_cannot_finish_in_time_gets_429_at_once_and_others_queue(
         queued.text()
     );
     assert_eq!(overflow.status, 200, "{}", overflow.text());
-    let stats = h.renderer.queue_stats();
-    assert_eq!(stats.refused, 1);
-    assert!(stats.wait_ms_total > 1000, "{stats:?}");
+    let page = h.service.metrics_text();
+    assert_eq!(
+        common::metric_value(&page, "grender_queue_refused_total"),
+        1.0
+    );
+    let waited = common::metric_value(&page, "grender_queue_wait_seconds_total");
+    assert!(waited > 1.0, "waited {waited} s");
     h.stop().await;
 }
 

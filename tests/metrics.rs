@@ -1,6 +1,6 @@
 //! `/metrics` under both official services' names, and logs that never carry secrets.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};

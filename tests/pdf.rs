@@ -1,6 +1,6 @@
 //! PDF output: paper formats, orientation, page ranges, background, and the target-URL fallback.
 
-mod common;
+use crate::common;
 
 use common::{Harness, Rendered};
 

@@ -2,7 +2,7 @@
 //! binary with the magic cookie and Grafana's environment, reads the handshake line, and
 //! calls the gRPC services Grafana calls, rendering the stand-in.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -241,7 +241,39 @@ async fn grafana_renders_a_panel_through_the_plugin() {
         .expect("CollectMetrics answers")
         .into_inner();
     let text = String::from_utf8(metrics.metrics.expect("payload").prometheus).expect("text");
-    assert!(text.contains("grender_browser_renders_total"), "{text}");
+    // Real values of the renders above, not only the names: three reached Chromium (the
+    // panel, the failing one, the CSV), one failed, the file: URL was refused before.
+    let value = |name: &str| common::metric_value(&text, name);
+    assert_eq!(value("grender_browser_renders_total"), 3.0, "{text}");
+    assert_eq!(value("grender_browser_launches_total"), 1.0, "{text}");
+    assert_eq!(value("browser_instances_active"), 1.0, "{text}");
+    assert!(value("grender_chromium_rss_bytes") > 1e6, "{text}");
+    assert_eq!(
+        value("grender_errors_total{code=\"grafana-render-failed\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("http_trusted_url_requests_total{result=\"invalid-protocol\"}"),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("grafana_image_renderer_browser_info{version=\"")
+                && l.contains("Chrome")
+                && l.ends_with(" 1")
+        ),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("http_request_duration_count{")
+                && l.contains("path=\"grpc Render\"")
+                && l.contains("status_code=\"200\"")
+                && l.ends_with(" 1")),
+        "{text}"
+    );
 
     // Logs are hclog JSON lines that go-plugin can parse.
     let logs = plugin.logs();

@@ -3,8 +3,8 @@
 //!
 //! Longer runs: `PROPTEST_CASES=200000 cargo test --release --test properties`.
 
-use grender::api::params::{Limits, ParamError, parse_csv_query, parse_render_query};
 use grender::output::csv::{content_disposition, file_name_from};
+use grender::request::{Limits, parse_csv_query, parse_render_query};
 use proptest::prelude::*;
 
 fn limits() -> Limits {
@@ -85,7 +85,10 @@ proptest! {
                         prop_assert!(p.thumbnail.is_none_or(|t| (16..=4096).contains(&t)));
                     }
                 }
-                Err(ParamError::Bad(m) | ParamError::Forbidden(m)) => prop_assert!(!m.is_empty() && !m.contains('\n')),
+                Err(e) => {
+                    let m = e.to_string();
+                    prop_assert!(!m.is_empty() && !m.contains('\n'));
+                }
             }
         }
     }
@@ -112,8 +115,8 @@ proptest! {
 
     #[test]
     fn durations_never_panic(raw in any::<String>(), n in 0u64..1_000_000, unit in "(ns|us|ms|s|m|h)") {
-        let _ = grender::duration::parse_duration(&raw);
-        let d = grender::duration::parse_duration(&format!("{n}{unit}")).unwrap();
+        let _ = grender::config::parse_duration(&raw);
+        let d = grender::config::parse_duration(&format!("{n}{unit}")).unwrap();
         prop_assert!(d.as_nanos() > 0 || n == 0);
     }
 
@@ -122,8 +125,8 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, &yaml).unwrap();
-        if let Ok(cli) = grender::config::parse_cli(["grender", "server", &format!("--config={}", path.display())])
-            && let grender::config::Command::Server(opts) = cli.command
+        if let Ok((cli, _)) = grender::cli::Cli::parse_args(["grender", "server", &format!("--config={}", path.display())])
+            && let grender::cli::Command::Server(opts) = cli.command
             && let Err(e) = opts.validate()
         {
             prop_assert!(!e.to_string().is_empty() && !e.to_string().contains('\n'));
@@ -132,7 +135,8 @@ proptest! {
 
     #[test]
     fn browser_overrides_never_panic(values in proptest::collection::vec("[ -~]{0,60}", 0..4)) {
-        let _ = grender::overrides::parse_all(&values);
+        let base = grender::config::RequestDefaults::default();
+        let _ = grender::config::RequestDefaultsByUrl::resolve(&base, &values);
     }
 }
 

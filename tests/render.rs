@@ -1,6 +1,6 @@
 //! End-to-end renders: real Chromium, real HTTP on loopback, the Grafana stand-in.
 
-mod common;
+use crate::common;
 
 use common::{Harness, RENDER_KEY, TOKEN};
 
@@ -334,10 +334,7 @@ async fn a_reused_context_keeps_no_cookies_or_storage_of_the_last_render() {
         return;
     };
     assert_nothing_leaks_between_sequential_renders(&h).await;
-    let opened = match h.browsers.state() {
-        grender::browser::BrowserState::Ready(b) => b.tabs.opened(),
-        _ => panic!("browser gone"),
-    };
+    let opened = h.browser().tabs.opened();
     assert_eq!(opened, 1, "the context was not reused");
     h.stop().await;
 }
@@ -349,10 +346,7 @@ async fn fresh_contexts_per_render_keep_nothing_either() {
         return;
     };
     assert_nothing_leaks_between_sequential_renders(&h).await;
-    let opened = match h.browsers.state() {
-        grender::browser::BrowserState::Ready(b) => b.tabs.opened(),
-        _ => panic!("browser gone"),
-    };
+    let opened = h.browser().tabs.opened();
     assert!(
         opened >= 3,
         "expected a context per render, opened {opened}"

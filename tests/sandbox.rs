@@ -4,7 +4,8 @@
 //!
 //! These tests switch to uid 65534, so they need root (as CI has); elsewhere they are skipped.
 
-mod common;
+use crate::common;
+use common::proc::{processes, read};
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -148,34 +149,21 @@ async fn render(grender: &Unprivileged, stub: &GrafanaStub) -> (u16, String) {
 
 /// The processes of the Chromium started by `parent`: (pid, command line, seccomp mode).
 fn chromium_processes(parent: u32) -> Vec<(u32, String, String)> {
-    let read = |pid: &str, file: &str| std::fs::read_to_string(format!("/proc/{pid}/{file}"));
-    let mut groups = Vec::new();
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Ok(stat) = read(&name, "stat") else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (ppid, pgrp) = (fields[1].to_string(), fields[2].to_string());
-        if ppid == parent.to_string() {
-            groups.push(name.clone());
-        }
-        all.push((name, pgrp));
-    }
+    let all = processes();
+    let groups: Vec<i32> = all
+        .iter()
+        .filter(|p| p.ppid == parent as i32)
+        .map(|p| p.pid)
+        .collect();
     all.into_iter()
-        .filter(|(_, pgrp)| groups.contains(pgrp))
-        .filter_map(|(pid, _)| {
-            let cmdline = read(&pid, "cmdline").ok()?.replace('\0', " ");
-            let seccomp = read(&pid, "status")
-                .ok()?
+        .filter(|p| groups.contains(&p.pgid))
+        .filter_map(|p| {
+            let cmdline = read(p.pid, "cmdline")?.replace('\0', " ");
+            let seccomp = read(p.pid, "status")?
                 .lines()
                 .find_map(|l| l.strip_prefix("Seccomp:").map(|v| v.trim().to_string()))
                 .unwrap_or_default();
-            Some((pid.parse().ok()?, cmdline, seccomp))
+            Some((p.pid as u32, cmdline, seccomp))
         })
         .collect()
 }

@@ -1,54 +1,17 @@
 //! No secret leaves the process: Chromium starts with a cleared environment, and neither
 //! answers nor log lines repeat a URL's user-info or query, a token or a render key.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::RENDER_KEY;
+use common::proc::{descendants, processes};
 use grafana_stub::GrafanaStub;
 
 const TOKEN: &str = "auth-token-s3cr3t-4711";
 const OTHER_SECRET: &str = "glsa_grafana-sa-token-s3cr3t";
-
-/// Parent pid of every process: (pid, ppid).
-fn processes() -> Vec<(i32, i32)> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command may hold spaces and parentheses: fields follow the last ')'.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
-            out.push((pid, ppid));
-        }
-    }
-    out
-}
-
-/// Every descendant of `root`.
-fn descendants(root: i32) -> Vec<i32> {
-    let all = processes();
-    let mut found = vec![root];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(all.iter().filter(|p| p.1 == parent).map(|p| p.0));
-        i += 1;
-    }
-    found.remove(0);
-    found
-}
 
 fn environ(pid: i32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
@@ -189,8 +152,8 @@ async fn chromium_gets_no_secret_and_errors_repeat_no_url_secrets() {
     );
     let browsers: Vec<i32> = processes()
         .into_iter()
-        .filter(|p| p.1 == me)
-        .map(|p| p.0)
+        .filter(|p| p.ppid == me)
+        .map(|p| p.pid)
         .collect();
     let mut intact = 0;
     for pid in &tree {

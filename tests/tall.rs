@@ -1,6 +1,6 @@
 //! Long dashboards: rows, 40 panels, 20,000 px pages in tiles, and the pixel budget.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 

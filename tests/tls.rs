@@ -1,6 +1,6 @@
 //! HTTPS serving, the TLS healthcheck, and Chromium trusting a private CA (browser.ca-file).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
@@ -138,7 +138,7 @@ async fn tls_handshakes_take_a_connection_slot_first_and_time_out() {
         return;
     };
     assert_eq!(
-        grender::tls::insecure_get_status(h.addr, "/healthz")
+        grender::api::tls::insecure_get_status(h.addr, "/healthz")
             .await
             .unwrap(),
         200
@@ -150,7 +150,7 @@ async fn tls_handshakes_take_a_connection_slot_first_and_time_out() {
     let started = std::time::Instant::now();
     // ...so a second client is refused (503 over TLS) instead of waiting behind it,
     assert_eq!(
-        grender::tls::insecure_get_status(h.addr, "/healthz")
+        grender::api::tls::insecure_get_status(h.addr, "/healthz")
             .await
             .unwrap(),
         503
@@ -169,7 +169,7 @@ async fn tls_handshakes_take_a_connection_slot_first_and_time_out() {
     // The slot is free again.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(
-        grender::tls::insecure_get_status(h.addr, "/healthz")
+        grender::api::tls::insecure_get_status(h.addr, "/healthz")
             .await
             .unwrap(),
         200

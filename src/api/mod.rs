@@ -1,11 +1,12 @@
-//! HTTP routes: what Grafana calls, with the official service's status codes and a
-//! one-line plain-text reason on every error.
+//! The HTTP adapter: the routes Grafana calls, with the official service's status codes and a
+//! one-line plain-text reason on every error, over the transport-neutral [`crate::service`].
+//! Its own parts: the connection loop with its limits ([`serve`]) and HTTPS ([`tls`]).
 
-pub mod auth;
-pub mod params;
+pub(crate) mod serve;
+pub mod tls;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Extension, RawQuery, Request, State};
@@ -15,82 +16,112 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::browser::BrowserState;
-use crate::error::RenderError;
+use crate::config::{ConfigError, HttpOptions};
+use crate::error::{ErrorCode, RenderError};
 use crate::output::csv;
-use crate::render::Renderer;
-use crate::render::identity::identify;
-use auth::{AuthOutcome, TokenCheck};
-use params::{Limits, ParamError};
-
-/// The version Grafana's capability checks read from `/render/version`. Grafana gates
-/// features on it (PDF needs ≥ 3.10.0); the official Go service reports this value.
-pub const COMPATIBLE_RENDERER_VERSION: &str = "5.0.0";
+use crate::service::{AuthOutcome, COMPATIBLE_RENDERER_VERSION, Route, Service};
 
 /// Everything the handlers share.
-pub struct AppState {
-    pub renderer: Arc<Renderer>,
-    pub tokens: TokenCheck,
-    pub limits: Limits,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    pub sizes: RequestSizeLimits,
-}
-
-impl AppState {
-    /// Renders `req` for the holder of accepted token `token` (its identity decides which
-    /// requests may share a render) and records it in both official services' metrics.
-    /// Shared by the HTTP routes and plugin mode; `path` labels the metrics.
-    pub async fn render_counted(
-        &self,
-        req: crate::request::RenderRequest,
-        token: Option<usize>,
-        path: &str,
-    ) -> crate::render::coalesce::SharedOutcome {
-        let started = Instant::now();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let identity = identify(
-            req.cookie.as_ref(),
-            token.and_then(|i| self.tokens.token(i).map(|t| (i, t))),
-            now,
-        );
-        let encoding = req.output.encoding_name();
-        let _in_flight = crate::metrics::InFlight::start(&self.metrics);
-        let outcome = self.renderer.render(req, identity).await;
-        let (status, mode, bytes) = match &outcome {
-            Ok(c) => (200, format!("{:?}", c.mode).to_lowercase(), c.bytes.len()),
-            Err(e) => (e.status(), "unknown".into(), 0),
-        };
-        self.metrics
-            .observe_request(path, status, encoding, &mode, started.elapsed(), bytes);
-        let (admitted, reason) = if status == 429 {
-            ("rejected", "overloaded")
-        } else {
-            ("accepted", "")
-        };
-        self.metrics
-            .rate_limiter
-            .with_label_values(&[admitted, reason])
-            .inc();
-        if let Err(e) = &outcome {
-            self.metrics.errors.with_label_values(&[e.code()]).inc();
-        }
-        outcome
-    }
+struct AppState {
+    service: Arc<Service>,
+    sizes: RequestSizeLimits,
 }
 
 /// Size limits of a request head, answered with a message naming the option to raise.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestSizeLimits {
+struct RequestSizeLimits {
     /// server.max-url-bytes: path and query.
-    pub max_url_bytes: usize,
+    max_url_bytes: usize,
     /// server.max-header-bytes: all header names and values.
-    pub max_header_bytes: usize,
+    max_header_bytes: usize,
+}
+
+/// The HTTP service: the routes, the connection loop's limits, and HTTPS when configured.
+pub struct HttpServer {
+    service: Arc<Service>,
+    router: Router,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    connections: serve::ConnectionLimits,
+}
+
+impl HttpServer {
+    /// The HTTP service of `service` with the `server.*` options.
+    pub fn new(service: Arc<Service>, opts: &HttpOptions) -> Result<Self, ConfigError> {
+        let tls = match (&opts.certificate_file, &opts.key_file) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key, opts.min_tls_version)?),
+            _ => None,
+        };
+        let state = Arc::new(AppState {
+            service: service.clone(),
+            sizes: RequestSizeLimits {
+                max_url_bytes: opts.max_url_bytes,
+                max_header_bytes: opts.max_header_bytes,
+            },
+        });
+        Ok(HttpServer {
+            service,
+            router: router(state),
+            tls,
+            connections: serve::ConnectionLimits {
+                max_connections: opts.max_connections,
+                header_read_timeout: opts.header_read_timeout,
+                // Twice the named limits, so heads just over them get the named answer.
+                max_head_bytes: 2 * (opts.max_url_bytes + opts.max_header_bytes),
+            },
+        })
+    }
+
+    /// The routes, for serving them another way (tests).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` resolves: then it stops accepting, lets renders
+    /// in progress finish for up to `drain_limit`, and closes Chromium.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        drain_limit: Duration,
+    ) -> std::io::Result<()> {
+        let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        };
+        let refused = self
+            .service
+            .metrics()
+            .limits_refused
+            .with_label_values(&["server.max-connections"]);
+        let acceptor = self.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let server = serve::serve(
+            listener,
+            self.router.clone(),
+            self.connections.clone(),
+            acceptor,
+            refused,
+            signal,
+        );
+        let result = tokio::select! {
+            result = server => result,
+            _ = async {
+                if stopping.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(drain_limit).await;
+            } => {
+                tracing::warn!("renders still running after {drain_limit:?} (server.shutdown-timeout); stopping anyway");
+                Ok(())
+            }
+        };
+        self.service.shutdown().await;
+        result
+    }
 }
 
 /// Builds the router with all routes.
-pub fn router(state: Arc<AppState>) -> Router {
+fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/render", get(render))
         .route("/render/csv", get(render_csv))
@@ -118,7 +149,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// A plain-text error answer, like Go's `http.Error`.
-pub fn text_error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn text_error(status: StatusCode, message: &str) -> Response {
     let mut resp = (status, format!("{message}\n")).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -138,21 +169,17 @@ async fn refuse_oversized_heads(
     next: Next,
 ) -> Response {
     let limits = state.sizes;
-    let refuse = |option: &str, status: StatusCode, message: String| {
-        state
-            .metrics
-            .limits_refused
-            .with_label_values(&[option])
-            .inc();
-        text_error(status, &message)
+    let refuse = |option: &str, code: ErrorCode, message: String| {
+        state.service.count_refusal(option);
+        coded_error(code, &message)
     };
     let url_bytes = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if url_bytes > limits.max_url_bytes {
         return refuse(
             "server.max-url-bytes",
-            StatusCode::URI_TOO_LONG,
+            ErrorCode::UrlTooLong,
             format!(
-                "[url-too-long] the request URL is {url_bytes} bytes, over server.max-url-bytes={}; \
+                "the request URL is {url_bytes} bytes, over server.max-url-bytes={}; \
                  shorten the dashboard URL (fewer variable values) or raise server.max-url-bytes",
                 limits.max_url_bytes
             ),
@@ -166,9 +193,9 @@ async fn refuse_oversized_heads(
     if header_bytes > limits.max_header_bytes {
         return refuse(
             "server.max-header-bytes",
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::HeadersTooLarge,
             format!(
-                "[headers-too-large] the request headers are {header_bytes} bytes, over server.max-header-bytes={}; \
+                "the request headers are {header_bytes} bytes, over server.max-header-bytes={}; \
                  raise server.max-header-bytes if a proxy adds large headers",
                 limits.max_header_bytes
             ),
@@ -179,40 +206,30 @@ async fn refuse_oversized_heads(
 
 async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let header = req.headers().get("x-auth-token").map(|v| v.as_bytes());
-    let outcome = state.tokens.check(header);
-    let result = match outcome {
-        AuthOutcome::Valid(_) | AuthOutcome::MissingButAllowed => "valid-token",
-        AuthOutcome::Missing => "missing-header",
-        AuthOutcome::Invalid => "invalid-token",
-    };
-    state
-        .metrics
-        .auth_attempts
-        .with_label_values(&[result])
-        .inc();
-    match outcome {
+    match state.service.authenticate(header) {
         AuthOutcome::Valid(index) => {
-            state
-                .metrics
-                .token_usage
-                .with_label_values(&[index.to_string().as_str()])
-                .inc();
             let mut req = req;
             req.extensions_mut().insert(AuthenticatedWith(index));
             next.run(req).await
         }
         AuthOutcome::MissingButAllowed => next.run(req).await,
-        AuthOutcome::Missing => text_error(
-            StatusCode::UNAUTHORIZED,
-            "[missing-token] Missing X-Auth-Token header: set Grafana's [rendering] renderer_token (GF_RENDERING_RENDERER_TOKEN) \
+        AuthOutcome::Missing => coded_error(
+            ErrorCode::MissingToken,
+            "Missing X-Auth-Token header: set Grafana's [rendering] renderer_token (GF_RENDERING_RENDERER_TOKEN) \
              to one of grender's server.auth-token values (AUTH_TOKEN)",
         ),
-        AuthOutcome::Invalid => text_error(
-            StatusCode::UNAUTHORIZED,
-            "[invalid-token] Unauthorized: X-Auth-Token matches none of grender's server.auth-token values; \
+        AuthOutcome::Invalid => coded_error(
+            ErrorCode::InvalidToken,
+            "Unauthorized: X-Auth-Token matches none of grender's server.auth-token values; \
              it must equal Grafana's [rendering] renderer_token",
         ),
     }
+}
+
+/// A plain-text error answer starting with its `[code]`, with the code's status.
+fn coded_error(code: ErrorCode, message: &str) -> Response {
+    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    text_error(status, &format!("[{code}] {message}"))
 }
 
 /// Which of the accepted tokens the request carried.
@@ -225,7 +242,7 @@ async fn render_csv(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    parse_and_run(&state, auth, query, &headers, params::parse_csv_query).await
+    parse_and_run(&state, auth, query, &headers, Route::HttpCsv).await
 }
 
 async fn render(
@@ -234,46 +251,25 @@ async fn render(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    parse_and_run(&state, auth, query, &headers, params::parse_render_query).await
+    parse_and_run(&state, auth, query, &headers, Route::HttpRender).await
 }
-
-type Parser = fn(&str, Option<&str>, &Limits) -> Result<crate::request::RenderRequest, ParamError>;
 
 async fn parse_and_run(
     state: &AppState,
     auth: Option<Extension<AuthenticatedWith>>,
     query: Option<String>,
     headers: &HeaderMap,
-    parse: Parser,
+    route: Route,
 ) -> Response {
     let lang = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
-    let parsed = parse(query.as_deref().unwrap_or(""), lang, &state.limits);
-    let url_check = match &parsed {
-        Ok(_) => "valid",
-        Err(ParamError::Forbidden(_)) => "invalid-protocol",
-        Err(ParamError::Bad(m)) if m.starts_with("missing 'url'") => "missing-query",
-        Err(ParamError::Bad(m)) if m.starts_with("Invalid URL") => "invalid-url",
-        Err(ParamError::Bad(_)) => "valid",
-    };
-    state
-        .metrics
-        .trusted_url
-        .with_label_values(&[url_check])
-        .inc();
-    match parsed {
-        Ok(req) => run(state, auth, req).await,
-        Err(e) => param_error(e),
-    }
-}
-
-fn param_error(e: ParamError) -> Response {
-    match e {
-        ParamError::Bad(m) => text_error(StatusCode::BAD_REQUEST, &format!("[bad-request] {m}")),
-        ParamError::Forbidden(m) => {
-            text_error(StatusCode::FORBIDDEN, &format!("[forbidden-url] {m}"))
-        }
+    match state
+        .service
+        .parse(route, query.as_deref().unwrap_or(""), lang)
+    {
+        Ok(req) => run(state, auth, req, route).await,
+        Err(e) => coded_error(e.code(), &e.to_string()),
     }
 }
 
@@ -282,31 +278,22 @@ async fn run(
     state: &AppState,
     auth: Option<Extension<AuthenticatedWith>>,
     req: crate::request::RenderRequest,
+    route: Route,
 ) -> Response {
     let started = Instant::now();
     let id = request_id();
     let target = crate::request::redacted(&req.url);
     let content_type = req.output.content_type();
-    let path = match &req.output {
-        crate::output::Output::Csv { .. } => "GET /render/csv",
-        _ => "GET /render",
-    };
     let token = auth.map(|Extension(AuthenticatedWith(i))| i);
-    let outcome = state.render_counted(req, token, path).await;
+    let outcome = state.service.render(req, token, route).await;
     let mut resp = match outcome {
         Ok(capture) => {
             let steps: Vec<String> = capture
                 .steps
                 .iter()
-                .map(|(stage, took)| {
-                    format!(
-                        "{}={}ms",
-                        crate::metrics::step_name(stage),
-                        took.as_millis()
-                    )
-                })
+                .map(|(stage, took)| format!("{}={}ms", stage.step_label(), took.as_millis()))
                 .collect();
-            tracing::info!(request = %id, status = 200, url = %target, mode = ?capture.mode, bytes = capture.bytes.len(),
+            tracing::info!(request = %id, status = 200, url = %target, mode = capture.mode.label(), bytes = capture.bytes.len(),
                 ms = started.elapsed().as_millis() as u64, steps = %steps.join(" "), "rendered");
             let mut resp = (
                 [(header::CONTENT_TYPE, content_type)],
@@ -324,7 +311,7 @@ async fn run(
             resp
         }
         Err(err) => {
-            tracing::warn!(request = %id, code = err.code(), url = %target, status = err.status(),
+            tracing::warn!(request = %id, code = err.code().as_str(), url = %target, status = err.status(),
                 ms = started.elapsed().as_millis() as u64, "render failed: {err}");
             error_response(&err)
         }
@@ -354,9 +341,8 @@ fn request_id() -> String {
 }
 
 /// The HTTP answer for a failed render.
-pub fn error_response(err: &RenderError) -> Response {
-    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = text_error(status, &format!("[{}] {err}", err.code()));
+fn error_response(err: &RenderError) -> Response {
+    let mut resp = coded_error(err.code(), &err.to_string());
     let retry_after = match err {
         RenderError::Overloaded { retry_after, .. } => Some(*retry_after),
         RenderError::BrowserUnavailable(_) => Some(5),
@@ -369,31 +355,9 @@ pub fn error_response(err: &RenderError) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let m = &state.metrics;
-    let renderer = &state.renderer;
-    let q = renderer.queue_stats();
-    m.queue_waiting.set(q.waiting as i64);
-    m.queue_in_flight.set(q.in_flight as i64);
-    m.queue_wait_seconds.set(q.wait_ms_total as f64 / 1000.0);
-    m.queue_refused.set(q.refused as i64);
-    m.coalesced.set(renderer.coalesced() as i64);
-    m.browser_renders.set(renderer.browser_renders() as i64);
-    match renderer.browsers().state() {
-        BrowserState::Ready(b) => {
-            m.browser_instances_active.set(1);
-            m.browser_restarts.set(b.generation as i64);
-            m.node_browser_info.reset();
-            m.node_browser_info
-                .with_label_values(&[b.version.as_str()])
-                .set(1);
-            m.chromium_rss
-                .set(crate::browser::memory::tree_rss_bytes(b.pid) as i64);
-        }
-        _ => m.browser_instances_active.set(0),
-    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        m.render(),
+        state.service.metrics_text(),
     )
         .into_response()
 }
@@ -404,7 +368,7 @@ async fn render_version() -> Response {
 }
 
 async fn version(State(state): State<Arc<AppState>>) -> Response {
-    let browser = match state.renderer.browsers().state() {
+    let browser = match state.service.browser_state() {
         BrowserState::Ready(b) => b.version.clone(),
         BrowserState::Starting => "starting".into(),
         BrowserState::Failed(m) => format!("unavailable ({m})"),

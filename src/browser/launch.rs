@@ -1,4 +1,5 @@
-//! Starting one Chromium process so that it can never outlive grender.
+//! Finding Chromium ([`find_chromium`]) and starting one process of it so that it can never
+//! outlive grender.
 //!
 //! We spawn Chromium ourselves (rather than letting the CDP crate do it) to get three
 //! things: its own process group, so the whole tree is killed with one `killpg`;
@@ -13,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+
+pub use crate::config::SandboxMode;
 
 /// How to start Chromium.
 #[derive(Debug, Clone)]
@@ -31,28 +34,45 @@ pub struct LaunchOptions {
     pub sandbox: SandboxMode,
 }
 
-/// browser.sandbox: Chromium's sandbox confines each page's renderer; it cannot run as root
-/// and needs user namespaces, which containers often forbid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SandboxMode {
-    /// Sandboxed unless running as root or the sandbox cannot start (then a warning).
-    Auto,
-    /// Always sandboxed: refuse to start without it (root cannot use it).
-    On,
-    /// Never sandboxed (`--no-sandbox`).
-    Off,
+/// The Chromium binary to launch: browser.path, else CHROME_BIN, else the first one installed;
+/// or why none was found.
+pub fn find_chromium(configured: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = configured {
+        return which(path.as_os_str().to_string_lossy().as_ref())
+            .ok_or_else(|| format!("browser.path '{}' was not found", path.display()));
+    }
+    if let Some(bin) = std::env::var_os("CHROME_BIN").filter(|b| !b.is_empty()) {
+        let bin = bin.to_string_lossy().to_string();
+        return which(&bin).ok_or_else(|| format!("CHROME_BIN '{bin}' was not found"));
+    }
+    // The real binaries first: Debian's /usr/bin wrappers for the shell do not `exec`,
+    // so a kill of the wrapper would orphan Chromium.
+    const CANDIDATES: [&str; 6] = [
+        "/usr/lib/chromium/chromium-headless-shell",
+        "chromium-headless-shell",
+        "/usr/lib/chromium/chromium",
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+    ];
+    CANDIDATES.iter().find_map(|c| which(c)).ok_or_else(|| {
+        "no Chromium found: install it (Debian/Ubuntu: apt-get install chromium-headless-shell) \
+         or set browser.path / BROWSER_PATH"
+            .into()
+    })
 }
 
-impl std::str::FromStr for SandboxMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(SandboxMode::Auto),
-            "on" | "true" => Ok(SandboxMode::On),
-            "off" | "false" => Ok(SandboxMode::Off),
-            other => Err(format!("'{other}' is not one of auto, on, off")),
-        }
+/// Finds an executable by path or on PATH.
+fn which(name: &str) -> Option<PathBuf> {
+    let is_exe = |p: &Path| p.is_file();
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return is_exe(&p).then_some(p);
     }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|p| is_exe(p))
 }
 
 /// Set once Chromium reported that its sandbox cannot start here, so that relaunches
@@ -470,9 +490,10 @@ mod tests {
 
     #[test]
     fn sandbox_modes_parse() {
-        assert_eq!("auto".parse(), Ok(SandboxMode::Auto));
-        assert_eq!("on".parse(), Ok(SandboxMode::On));
-        assert_eq!("off".parse(), Ok(SandboxMode::Off));
-        assert!("maybe".parse::<SandboxMode>().is_err());
+        use clap::ValueEnum;
+        assert_eq!(SandboxMode::from_str("auto", false), Ok(SandboxMode::Auto));
+        assert_eq!(SandboxMode::from_str("true", false), Ok(SandboxMode::On));
+        assert_eq!(SandboxMode::from_str("off", false), Ok(SandboxMode::Off));
+        assert!(SandboxMode::from_str("maybe", false).is_err());
     }
 }

@@ -6,9 +6,9 @@
 //! once, kills and reaps what is left of the tree, and launches a new one with backoff.
 
 pub mod launch;
-pub mod memory;
+pub(crate) mod memory;
 pub mod pool;
-pub mod process_pool;
+mod process_pool;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -23,9 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use launch::ChromiumProcess;
 pub use launch::LaunchOptions;
+pub use pool::TabSetup;
 
 use crate::error::RenderError;
-use crate::request::Deadline;
+use crate::request::{Deadline, Stage};
 
 /// A connected Chromium. Renders hold an `Arc` of it for their whole run.
 pub struct LiveBrowser {
@@ -95,6 +96,10 @@ pub struct BrowserOptions {
     pub recycle_after: u64,
     /// Replace Chromium when its processes use more than this many MiB (0: no limit).
     pub memory_budget_mib: u64,
+    /// What every tab gets before its first render (the page's binding and scripts).
+    pub tab_setup: Arc<TabSetup>,
+    /// Counts every Chromium launched (`grender_browser_launches_total`).
+    pub launches: prometheus::IntCounter,
 }
 
 /// What the supervisor currently offers.
@@ -219,7 +224,7 @@ impl BrowserSupervisor {
                 }
             }
         };
-        deadline.run("waiting for Chromium to start", wait).await?
+        deadline.run(Stage::StartingChromium, wait).await?
     }
 
     /// Waits until the first launch has succeeded or failed.
@@ -256,78 +261,57 @@ async fn supervise(
     state: watch::Sender<BrowserState>,
     shutdown: CancellationToken,
 ) {
-    let mut generation = 0u64;
-    let mut backoff = Duration::from_millis(250);
+    let mut launcher = Launcher::new(opts.clone());
     let mut retiring = tokio::task::JoinSet::new();
     // A browser being replaced keeps serving until its successor is ready.
     let mut outgoing: Option<Running> = None;
-    while !shutdown.is_cancelled() {
-        generation += 1;
+    loop {
         let started = tokio::time::Instant::now();
-        match connect(&opts, generation, &shutdown).await {
-            Ok((live, process, handler)) => {
-                tracing::info!(pid = live.pid, version = %live.version, generation, sandbox = launch::sandbox_state(opts.launch.sandbox), "Chromium is ready");
-                let live = Arc::new(live);
-                pool::watch_crashes(&live);
-                pool::prewarm(&live, 1).await;
-                state.send_replace(BrowserState::Ready(live.clone()));
-                if let Some(old) = outgoing.take() {
-                    old.live.retired.store(true, Ordering::SeqCst);
-                    retiring.spawn(retire(old));
-                }
-                let mut running = Running {
-                    live,
-                    process,
-                    handler,
-                };
-                match run(&mut running, &shutdown, &opts).await {
-                    Ended::Recycle(why) => {
-                        tracing::info!(
-                            generation,
-                            pid = running.live.pid,
-                            "recycling Chromium: {why}"
-                        );
-                        outgoing = Some(running);
-                        backoff = Duration::from_millis(250);
-                        continue;
-                    }
-                    Ended::Died | Ended::Shutdown => {
-                        // A browser that was serving renders is replaced at once; only one
-                        // that dies right after start-up (a crash loop) backs off.
-                        if running.live.renders() > 0 || started.elapsed() > Duration::from_secs(5)
-                        {
-                            backoff = Duration::ZERO;
-                        }
-                        running.live.died.cancel();
-                        if !shutdown.is_cancelled() {
-                            state.send_replace(BrowserState::Starting);
-                        }
-                        let mut process = running.process;
-                        tokio::task::spawn_blocking(move || process.kill_tree())
-                            .await
-                            .ok();
-                    }
-                }
-                if started.elapsed() > Duration::from_secs(30) {
-                    backoff = Duration::ZERO;
-                }
+        // A browser being recycled keeps serving while a launch is retried.
+        let Some(mut running) = launcher.launch(&state, outgoing.is_none(), &shutdown).await else {
+            break;
+        };
+        let live = running.live.clone();
+        tracing::info!(pid = live.pid, version = %live.version, generation = live.generation,
+            sandbox = launch::sandbox_state(opts.launch.sandbox), "Chromium is ready");
+        state.send_replace(BrowserState::Ready(live.clone()));
+        if let Some(old) = outgoing.take() {
+            old.live.retired.store(true, Ordering::SeqCst);
+            retiring.spawn(retire(old));
+        }
+        match run(&mut running, &shutdown, &opts).await {
+            Ended::Recycle(why) => {
+                tracing::info!(
+                    generation = live.generation,
+                    pid = live.pid,
+                    "recycling Chromium: {why}"
+                );
+                outgoing = Some(running);
+                launcher.reset_backoff();
+                continue;
             }
-            Err(msg) => {
-                tracing::error!(generation, "cannot start Chromium: {msg}");
-                // A browser being recycled keeps serving while we retry.
-                if outgoing.is_none() {
-                    state.send_replace(BrowserState::Failed(msg));
+            Ended::Died | Ended::Shutdown => {
+                // A browser that was serving renders is replaced at once; only one that
+                // dies right after start-up (a crash loop) backs off.
+                if live.renders() > 0 || started.elapsed() > Duration::from_secs(5) {
+                    launcher.launch_next_at_once();
                 }
+                live.died.cancel();
+                if !shutdown.is_cancelled() {
+                    state.send_replace(BrowserState::Starting);
+                }
+                let mut process = running.process;
+                tokio::task::spawn_blocking(move || process.kill_tree())
+                    .await
+                    .ok();
             }
         }
-        if shutdown.is_cancelled() {
+        if started.elapsed() > Duration::from_secs(30) {
+            launcher.launch_next_at_once();
+        }
+        if !launcher.back_off(&shutdown).await {
             break;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => break,
-        }
-        backoff = (backoff * 2).clamp(Duration::from_millis(250), Duration::from_secs(10));
     }
     state.send_replace(BrowserState::Stopped);
     if let Some(old) = outgoing.take() {
@@ -335,6 +319,84 @@ async fn supervise(
     }
     // Dropping the retiring tasks drops their processes, which kills them.
     retiring.shutdown().await;
+}
+
+/// Launches browsers one after another, backing off while launches fail: the one launch path
+/// of the shared browser and of strict isolation's spares.
+struct Launcher {
+    opts: BrowserOptions,
+    generation: u64,
+    backoff: Duration,
+}
+
+/// The first pause after a failed launch; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+impl Launcher {
+    fn new(opts: BrowserOptions) -> Self {
+        Launcher {
+            opts,
+            generation: 0,
+            backoff: FIRST_BACKOFF,
+        }
+    }
+
+    /// Launches and connects a browser with a warm tab, retrying with backoff until one is up;
+    /// `None` once `shutdown` is cancelled. Failures are published when `publish_failures`.
+    async fn launch(
+        &mut self,
+        state: &watch::Sender<BrowserState>,
+        publish_failures: bool,
+        shutdown: &CancellationToken,
+    ) -> Option<Running> {
+        while !shutdown.is_cancelled() {
+            self.generation += 1;
+            match connect(&self.opts, self.generation, shutdown).await {
+                Ok((live, process, handler)) => {
+                    self.opts.launches.inc();
+                    let live = Arc::new(live);
+                    pool::watch_crashes(&live);
+                    pool::prewarm(&live, 1).await;
+                    return Some(Running {
+                        live,
+                        process,
+                        handler,
+                    });
+                }
+                Err(msg) => {
+                    tracing::error!(generation = self.generation, "cannot start Chromium: {msg}");
+                    if publish_failures {
+                        state.send_replace(BrowserState::Failed(msg));
+                    }
+                }
+            }
+            if !self.back_off(shutdown).await {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Waits the current backoff (false when `shutdown` came first), then doubles it.
+    async fn back_off(&mut self, shutdown: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(self.backoff) => {}
+            _ = shutdown.cancelled() => return false,
+        }
+        self.backoff = (self.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+        !shutdown.is_cancelled()
+    }
+
+    /// After a successful run: the next failure starts backing off from the beginning.
+    fn reset_backoff(&mut self) {
+        self.backoff = FIRST_BACKOFF;
+    }
+
+    /// The next launch happens without a pause.
+    fn launch_next_at_once(&mut self) {
+        self.backoff = Duration::ZERO;
+    }
 }
 
 /// A launched browser with what the supervisor needs to stop it.
@@ -474,7 +536,7 @@ async fn connect(
             version,
             pid,
             generation,
-            tabs: pool::TabPool::new(opts.tabs, opts.context_reuse),
+            tabs: pool::TabPool::new(opts.tabs, opts.context_reuse, opts.tab_setup.clone()),
             renders: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             retired: AtomicBool::new(false),

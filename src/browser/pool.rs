@@ -31,7 +31,14 @@ use futures::StreamExt;
 
 use super::LiveBrowser;
 use crate::error::RenderError;
-use crate::page::readiness::{BINDING_NAME, TRACK_QUERIES_JS};
+
+/// What every new tab gets before its first render, given by the page layer: bindings the
+/// page calls, and scripts run in every document it loads. Both persist across navigations.
+#[derive(Debug, Clone, Default)]
+pub struct TabSetup {
+    pub bindings: Vec<&'static str>,
+    pub scripts_on_new_document: Vec<&'static str>,
+}
 
 /// Storage kinds deleted per origin between renders (everything but the HTTP cache).
 const STORAGE_TYPES: &str = "cookies,file_systems,indexeddb,local_storage,shader_cache,websql,service_workers,cache_storage,interest_groups,shared_storage,storage_buckets";
@@ -54,6 +61,7 @@ pub struct TabPool {
     /// Renders one context serves before it is disposed; 1 means a fresh context per render.
     max_uses: u32,
     opened: AtomicU64,
+    setup: Arc<TabSetup>,
 }
 
 #[derive(Default)]
@@ -65,7 +73,7 @@ struct PoolState {
 
 impl TabPool {
     /// A pool of up to `capacity` tabs whose contexts serve `max_uses` renders each.
-    pub fn new(capacity: usize, max_uses: u32) -> Self {
+    pub fn new(capacity: usize, max_uses: u32, setup: Arc<TabSetup>) -> Self {
         TabPool {
             state: Mutex::new(PoolState::default()),
             returned: tokio::sync::Notify::new(),
@@ -73,6 +81,7 @@ impl TabPool {
             crashed: Mutex::new(HashSet::new()),
             max_uses: max_uses.max(1),
             opened: AtomicU64::new(0),
+            setup,
         }
     }
 
@@ -152,15 +161,17 @@ pub async fn open_tab(browser: &LiveBrowser) -> Result<Tab, RenderError> {
             .new_page(target)
             .await
             .map_err(|e| RenderError::cdp("opening a tab", e))?;
-        // Both persist across the tab's navigations.
-        page.execute(AddBindingParams::new(BINDING_NAME))
-            .await
-            .map_err(|e| RenderError::cdp("adding the render binding", e))?;
-        page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
-            TRACK_QUERIES_JS,
-        ))
-        .await
-        .map_err(|e| RenderError::cdp("installing the query tracker", e))?;
+        let setup = &browser.tabs.setup;
+        for name in &setup.bindings {
+            page.execute(AddBindingParams::new(*name))
+                .await
+                .map_err(|e| RenderError::cdp("adding the render binding", e))?;
+        }
+        for script in &setup.scripts_on_new_document {
+            page.execute(AddScriptToEvaluateOnNewDocumentParams::new(*script))
+                .await
+                .map_err(|e| RenderError::cdp("installing the page scripts", e))?;
+        }
         Ok(page)
     };
     match setup.await {

@@ -4,14 +4,13 @@
 //! the browser is closed and its processes killed as soon as the render ends.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{BrowserOptions, BrowserState, LiveBrowser, Running, close_politely, connect, pool};
+use super::{BrowserOptions, BrowserState, Launcher, LiveBrowser, Running, close_politely};
 use crate::error::RenderError;
-use crate::request::Deadline;
+use crate::request::{Deadline, Stage};
 
 /// Spare browsers waiting for renders.
 pub struct ProcessPool {
@@ -84,9 +83,7 @@ impl ProcessPool {
                 return Ok(OneShot(Some(running)));
             }
         };
-        deadline
-            .run("waiting for a fresh Chromium to start", take)
-            .await?
+        deadline.run(Stage::StartingChromium, take).await?
     }
 
     /// Closes every spare (renders in progress close their own browser).
@@ -105,38 +102,18 @@ async fn fill(
     state: watch::Sender<BrowserState>,
     shutdown: CancellationToken,
 ) {
-    let mut generation = 0u64;
-    let mut backoff = Duration::from_millis(250);
+    let mut launcher = Launcher::new(opts);
     loop {
         let permit = tokio::select! {
             permit = tx.reserve() => permit,
             _ = shutdown.cancelled() => return,
         };
         let Ok(permit) = permit else { return };
-        generation += 1;
-        match connect(&opts, generation, &shutdown).await {
-            Ok((live, process, handler)) => {
-                let live = Arc::new(live);
-                pool::watch_crashes(&live);
-                pool::prewarm(&live, 1).await;
-                state.send_replace(BrowserState::Ready(live.clone()));
-                permit.send(Running {
-                    live,
-                    process,
-                    handler,
-                });
-                backoff = Duration::from_millis(250);
-            }
-            Err(msg) => {
-                tracing::error!(generation, "cannot start Chromium: {msg}");
-                state.send_replace(BrowserState::Failed(msg));
-                drop(permit);
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        }
+        let Some(running) = launcher.launch(&state, true, &shutdown).await else {
+            return;
+        };
+        state.send_replace(BrowserState::Ready(running.live.clone()));
+        permit.send(running);
+        launcher.reset_backoff();
     }
 }

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::api::params::{ParamError, parse_render_query};
 use crate::browser::{BrowserState, pool};
 use crate::config::ServerOptions;
 use crate::error::{RenderError, running_in_container};
-use crate::render::identity::Identity;
+use crate::request::Stage;
+use crate::service::{Route, Service};
 
 /// Options of `grender doctor`.
 #[derive(Debug, Clone, Args)]
@@ -60,14 +60,14 @@ impl Report {
 /// Runs every check; returns 0 when none failed.
 pub async fn run(args: DoctorArgs) -> u8 {
     let mut report = Report::default();
-    let service = match args.server.resolve_browser() {
+    let service = match crate::browser::launch::find_chromium(args.server.browser.path.as_deref()) {
         Err(e) => {
-            report.fail("chromium", e.to_string());
+            report.fail("chromium", &e);
             None
         }
         Ok(path) => match super::start_service(&args.server).await {
             Ok(service) => {
-                let version = match service.browsers.state() {
+                let version = match service.browser_state() {
                     BrowserState::Ready(b) => b.version.clone(),
                     _ => "?".into(),
                 };
@@ -76,7 +76,7 @@ pub async fn run(args: DoctorArgs) -> u8 {
                     format!(
                         "{version} starts ({}), sandbox {}",
                         path.display(),
-                        crate::browser::launch::sandbox_state(args.server.sandbox)
+                        crate::browser::launch::sandbox_state(args.server.browser.sandbox)
                     ),
                 );
                 Some(service)
@@ -116,7 +116,7 @@ pub async fn run(args: DoctorArgs) -> u8 {
          above, proves that alert pictures will work."
     );
     if let Some(service) = service {
-        service.browsers.shutdown().await;
+        service.shutdown().await;
     }
     if report.failed { 1 } else { 0 }
 }
@@ -180,7 +180,7 @@ async fn check_renderer(report: &mut Report, base: &str, token: Option<&str>) {
 }
 
 /// Loads Grafana's /api/health in the renderer's own browser: what renders will see.
-async fn check_grafana(report: &mut Report, service: &crate::Service, grafana: &str) -> bool {
+async fn check_grafana(report: &mut Report, service: &Service, grafana: &str) -> bool {
     let host = url::Url::parse(grafana)
         .ok()
         .and_then(|u| u.host_str().map(String::from))
@@ -196,7 +196,7 @@ async fn check_grafana(report: &mut Report, service: &crate::Service, grafana: &
     let health = format!("{}/api/health", grafana.trim_end_matches('/'));
     let deadline = crate::request::Deadline::after(Duration::from_secs(20));
     let probe = async {
-        let browser = service.browsers.current(&deadline).await?;
+        let browser = service.browsers().current(&deadline).await?;
         let tab = pool::lease(&browser).await?;
         let result = async {
             tab.page()
@@ -219,7 +219,7 @@ async fn check_grafana(report: &mut Report, service: &crate::Service, grafana: &
         tab.give_back(result.is_ok());
         result
     };
-    let outcome = deadline.run("loading Grafana's health check", probe).await;
+    let outcome = deadline.run(Stage::ProbingGrafana, probe).await;
     if let Ok(Ok((landed, _))) = &outcome
         && landed.trim_end_matches('/') != health.trim_end_matches('/')
     {
@@ -250,12 +250,7 @@ async fn check_grafana(report: &mut Report, service: &crate::Service, grafana: &
     }
 }
 
-async fn check_render(
-    report: &mut Report,
-    service: &crate::Service,
-    args: &DoctorArgs,
-    grafana: &str,
-) {
+async fn check_render(report: &mut Report, service: &Service, args: &DoctorArgs, grafana: &str) {
     if args.grafana_token.is_none() && args.render_key.is_none() {
         return report.warn(
             "render",
@@ -277,28 +272,23 @@ async fn check_render(
             .append_pair("renderKey", key)
             .append_pair("domain", domain);
     }
-    let mut req = match parse_render_query(&query.finish(), None, &service.state.limits) {
+    let mut req = match service.parse(Route::CommandLine, &query.finish(), None) {
         Ok(req) => req,
-        Err(ParamError::Bad(m) | ParamError::Forbidden(m)) => return report.fail("render", m),
+        Err(e) => return report.fail("render", e.to_string()),
     };
     if let Some(token) = &args.grafana_token {
         req.extra_headers
             .push(("Authorization".into(), format!("Bearer {token}")));
     }
     let started = Instant::now();
-    match service
-        .state
-        .renderer
-        .render(req, Identity::Anonymous)
-        .await
-    {
+    match service.render(req, None, Route::CommandLine).await {
         Ok(capture) => report.ok(
             "render",
             format!(
-                "{target} rendered in {:.1}s ({} bytes, readiness: {:?})",
+                "{target} rendered in {:.1}s ({} bytes, readiness: {})",
                 started.elapsed().as_secs_f64(),
                 capture.bytes.len(),
-                capture.mode
+                capture.mode.label()
             ),
         ),
         Err(e) => report.fail("render", format!("[{}] {e}", e.code())),

@@ -6,9 +6,8 @@ use std::time::Instant;
 
 use clap::Args;
 
-use crate::api::params::{ParamError, parse_render_query};
 use crate::config::ServerOptions;
-use crate::render::identity::Identity;
+use crate::service::Route;
 
 /// Options of `grender render`.
 #[derive(Debug, Clone, Args)]
@@ -118,15 +117,15 @@ pub async fn run(args: RenderArgs) -> u8 {
             return 1;
         }
     };
-    let mut req = match parse_render_query(
+    let mut req = match service.parse(
+        Route::CommandLine,
         &query.finish(),
         args.language.as_deref(),
-        &service.state.limits,
     ) {
         Ok(req) => req,
-        Err(ParamError::Bad(m) | ParamError::Forbidden(m)) => {
-            eprintln!("grender: {m}");
-            service.browsers.shutdown().await;
+        Err(e) => {
+            eprintln!("grender: {e}");
+            service.shutdown().await;
             return 2;
         }
     };
@@ -136,11 +135,7 @@ pub async fn run(args: RenderArgs) -> u8 {
     }
     let started = Instant::now();
     let spinner = super::stderr_is_terminal().then(|| tokio::spawn(spin(started)));
-    let outcome = service
-        .state
-        .renderer
-        .render(req, Identity::Anonymous)
-        .await;
+    let outcome = service.render(req, None, Route::CommandLine).await;
     if let Some(spinner) = spinner {
         spinner.abort();
         eprint!("\r\x1b[2K");
@@ -149,11 +144,11 @@ pub async fn run(args: RenderArgs) -> u8 {
         Ok(capture) => match std::fs::write(&args.output, &capture.bytes) {
             Ok(()) => {
                 eprintln!(
-                    "wrote {} ({} bytes, {:.1}s, readiness: {:?})",
+                    "wrote {} ({} bytes, {:.1}s, readiness: {})",
                     args.output.display(),
                     capture.bytes.len(),
                     started.elapsed().as_secs_f64(),
-                    capture.mode
+                    capture.mode.label()
                 );
                 0
             }
@@ -167,7 +162,7 @@ pub async fn run(args: RenderArgs) -> u8 {
             1
         }
     };
-    service.browsers.shutdown().await;
+    service.shutdown().await;
     code
 }
 

@@ -1,10 +1,6 @@
-//! PDF output: Grafana's paper formats, orientation, background and page ranges, printed
-//! with zero margins at scale 1 / deviceScaleFactor, as the official service does.
-
-use chromiumoxide::Page;
-use chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams;
-
-use crate::error::RenderError;
+//! PDF options: Grafana's paper formats, orientation, background and page ranges (printed
+//! with zero margins at scale 1 / deviceScaleFactor, as the official service does), and the
+//! page count of a printed PDF.
 
 /// Paper sizes in inches, as the official Go service gives them to Chrome (SPEC A.4; they
 /// differ from puppeteer's to match what Chrome really outputs).
@@ -23,7 +19,7 @@ const PAPERS: [(&str, f64, f64); 11] = [
 ];
 
 /// How to print.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PdfOptions {
     /// Lower-case paper name, one of [`paper_names`].
     pub format: String,
@@ -46,73 +42,15 @@ pub fn paper_size(name: &str) -> Option<(f64, f64)> {
 }
 
 /// Chromium accepts print scales from 0.1 to 2.
-pub fn print_scale(device_scale: f64) -> Result<f64, RenderError> {
+pub fn print_scale(device_scale: f64) -> Result<f64, String> {
     let scale = 1.0 / device_scale;
     if !(0.1..=2.0).contains(&scale) {
-        return Err(RenderError::BadRequest(format!(
+        return Err(format!(
             "invalid 'deviceScaleFactor' for a PDF: {device_scale} gives a print scale of {scale:.3}, \
              outside Chromium's 0.1–2 (use a deviceScaleFactor from 0.5 to 10)"
-        )));
+        ));
     }
     Ok(scale)
-}
-
-/// Prints the page.
-pub async fn print(
-    page: &Page,
-    opts: &PdfOptions,
-    device_scale: f64,
-) -> Result<bytes::Bytes, RenderError> {
-    let (width, height) = paper_size(&opts.format).ok_or_else(|| {
-        RenderError::BadRequest(format!(
-            "invalid 'pdf.format' query parameter: {:?}",
-            opts.format
-        ))
-    })?;
-    let mut params = PrintToPdfParams::builder()
-        .landscape(opts.landscape)
-        .print_background(opts.print_background)
-        .scale(print_scale(device_scale)?)
-        .paper_width(width)
-        .paper_height(height)
-        .margin_top(0.0)
-        .margin_bottom(0.0)
-        .margin_left(0.0)
-        .margin_right(0.0)
-        .prefer_css_page_size(false);
-    // Without ranges of its own, Chromium prints at most one page over render.max-pdf-pages
-    // (it clamps a range's end to the document), so an endless page costs no endless PDF.
-    let ranges = opts
-        .page_ranges
-        .clone()
-        .unwrap_or_else(|| format!("1-{}", opts.max_pages.saturating_add(1)));
-    params = params.page_ranges(ranges);
-    let reply = page.execute(params.build()).await.map_err(|e| {
-        let text = e.to_string();
-        if opts.page_ranges.is_some() && text.to_ascii_lowercase().contains("range") {
-            RenderError::BadRequest(format!(
-                "invalid 'pdf.pageRanges' query parameter {:?}: {text}",
-                opts.page_ranges.as_deref().unwrap_or("")
-            ))
-        } else {
-            RenderError::cdp("printing the PDF", text)
-        }
-    })?;
-    let pdf = super::decode(reply.result.data.as_ref(), "decoding the PDF")?;
-    let pages = page_count(&pdf);
-    if pages > opts.max_pages as usize {
-        // Without ranges of its own, Chromium stopped one page over the cap.
-        let more = match opts.page_ranges {
-            Some(_) => pages.to_string(),
-            None => format!("more than {}", opts.max_pages),
-        };
-        return Err(RenderError::TooLarge(format!(
-            "the PDF would have {more} pages, above render.max-pdf-pages ({}). Fix: print fewer pages with \
-             pdf.pageRanges (e.g. 1-{}), or raise render.max-pdf-pages",
-            opts.max_pages, opts.max_pages
-        )));
-    }
-    Ok(pdf)
 }
 
 /// The number of pages of a PDF as Chromium (Skia) writes it: the largest `/Count` of its page

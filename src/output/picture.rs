@@ -14,7 +14,7 @@ use image::{DynamicImage, ExtendedColorType, ImageEncoder};
 use crate::error::RenderError;
 
 /// The file format of a picture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PictureFormat {
     Png,
     Jpeg,
@@ -49,7 +49,7 @@ pub const DEFAULT_WEBP_QUALITY: u8 = 80;
 pub const WEBP_MAX_SIDE: u32 = 16383;
 
 /// Everything a request asked of its picture beyond Chromium's PNG.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PictureOptions {
     pub format: PictureFormat,
     /// JPEG / WebP quality, 1–100.
@@ -87,7 +87,7 @@ const OXIPNG_PRESET: u8 = 2;
 /// deadline; PNG recompression stops early, keeping what it has). CPU-bound: call on a
 /// blocking thread.
 pub fn convert(
-    shot: super::Shot,
+    shot: super::tiles::Shot,
     opts: &PictureOptions,
     time_left: std::time::Duration,
 ) -> Result<Vec<u8>, RenderError> {

@@ -21,8 +21,9 @@ use chromiumoxide::cdp::js_protocol::runtime::{EvaluateParams, EventBindingCalle
 use futures::StreamExt;
 use serde::Deserialize;
 
-use super::FullPage;
+use super::full_page::FullPage;
 use crate::error::RenderError;
+pub use crate::request::ReadinessOptions;
 
 /// Upper bound between two readiness checks when the DOM is quiet.
 const POLL_MS: u64 = 25;
@@ -168,19 +169,39 @@ pub enum ReadinessMode {
     None,
 }
 
-/// Knobs of one readiness wait.
-#[derive(Debug, Clone, Copy)]
-pub struct ReadinessOptions {
-    /// browser.readiness.timeout.
-    pub timeout: Duration,
-    /// How long to wait for the first sign of Grafana (a query, panels).
-    pub first_signal_grace: Duration,
+impl ReadinessMode {
+    /// The `mode` label of the metrics and the request's log line.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReadinessMode::Binding => "binding",
+            ReadinessMode::Scenes => "scenes",
+            ReadinessMode::Legacy => "legacy",
+            ReadinessMode::None => "none",
+        }
+    }
 }
 
-#[derive(Deserialize)]
-struct Outcome {
-    mode: String,
-    url: Option<String>,
+/// What one slice of [`READY_JS`] found, tagged by its `mode`.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+enum PageSignal {
+    /// Not ready yet; ask again.
+    Pending,
+    /// Grafana's login page: the render key was refused.
+    Login {
+        url: Option<String>,
+    },
+    /// Grafana's "failed to load its application files" page.
+    Assets {
+        url: Option<String>,
+    },
+    /// Grafana supports the render binding: wait for its report.
+    Binding,
+    Scenes,
+    Legacy,
+    /// No Grafana signal (`none`): a plain page.
+    #[serde(other)]
+    Plain,
 }
 
 /// Longest single in-page wait, well under the CDP client's 30 s command limit.
@@ -223,7 +244,7 @@ pub async fn wait(
                 "settle": settle,
             });
             settle = false;
-            let outcome: Outcome = match evaluate(
+            let signal: PageSignal = match evaluate(
                 page,
                 &format!("({READY_JS})({args})"),
                 "waiting for panels",
@@ -236,35 +257,37 @@ pub async fn wait(
                 Err(RenderError::Browser { detail, .. }) if is_context_lost(&detail) => continue,
                 Err(e) => return Err(e),
             };
-            let ready = match outcome.mode.as_str() {
-                "pending" => None,
-                "login" => {
+            let ready = match signal {
+                PageSignal::Pending => None,
+                PageSignal::Login { url } => {
                     // The render's duration is filled in by the caller, who knows it.
                     return Err(RenderError::LoginPage {
-                        url: outcome.url.unwrap_or_default(),
+                        url: url.unwrap_or_default(),
                         elapsed: Duration::ZERO,
                     });
                 }
-                "assets" => {
+                PageSignal::Assets { url } => {
                     return Err(RenderError::GrafanaAssets {
-                        url: outcome.url.unwrap_or_default(),
+                        url: url.unwrap_or_default(),
                     });
                 }
-                "binding" if reported => {
+                PageSignal::Binding if reported => {
                     evaluate::<serde_json::Value>(page, FRAMES_JS, "waiting for paint").await?;
                     Some(ReadinessMode::Binding)
                 }
-                "binding" => match tokio::time::timeout(slice, next_report(bindings)).await {
-                    Ok(report) => {
-                        report?;
-                        reported = true;
-                        Some(ReadinessMode::Binding)
+                PageSignal::Binding => {
+                    match tokio::time::timeout(slice, next_report(bindings)).await {
+                        Ok(report) => {
+                            report?;
+                            reported = true;
+                            Some(ReadinessMode::Binding)
+                        }
+                        Err(_) => None,
                     }
-                    Err(_) => None,
-                },
-                "scenes" => Some(ReadinessMode::Scenes),
-                "legacy" => Some(ReadinessMode::Legacy),
-                _ => Some(ReadinessMode::None),
+                }
+                PageSignal::Scenes => Some(ReadinessMode::Scenes),
+                PageSignal::Legacy => Some(ReadinessMode::Legacy),
+                PageSignal::Plain => Some(ReadinessMode::None),
             };
             if let Some(full) = full.as_deref_mut()
                 && growths < MAX_GROWTHS
@@ -376,6 +399,20 @@ pub async fn evaluate<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_signals_are_read_by_their_tag() {
+        let read = |json: &str| serde_json::from_str::<PageSignal>(json).unwrap();
+        assert_eq!(read(r#"{"mode":"pending"}"#), PageSignal::Pending);
+        assert_eq!(
+            read(r#"{"mode":"login","url":"http://g/login"}"#),
+            PageSignal::Login {
+                url: Some("http://g/login".into())
+            }
+        );
+        assert_eq!(read(r#"{"mode":"scenes"}"#), PageSignal::Scenes);
+        assert_eq!(read(r#"{"mode":"none"}"#), PageSignal::Plain);
+    }
 
     #[test]
     fn binding_failure_is_an_error() {

@@ -3,13 +3,12 @@
 //!
 //! Grafana runs the plugin's executable with a magic cookie in the environment, reads one
 //! handshake line from its stdout (`1|2|tcp|127.0.0.1:PORT|grpc`), then calls the gRPC
-//! services of [`services`] and reads the plugin's logs from stderr ([`hclog`]).
+//! services of [`services`] and reads the plugin's logs from stderr (hclog JSON lines).
 
-pub mod hclog;
-pub mod options;
-pub mod output;
+pub(crate) mod options;
+pub(crate) mod output;
 pub mod proto;
-pub mod services;
+pub(crate) mod services;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -17,10 +16,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing_subscriber::prelude::*;
-
-use crate::Service;
-use crate::config::{Command, parse_cli};
+use crate::config::ServerOptions;
+use crate::service::Service;
+use crate::startup::{LogStyle, init_logging};
 
 /// go-plugin's handshake cookie for Grafana's backend plugins.
 pub const MAGIC_COOKIE_KEY: &str = "grafana_plugin_type";
@@ -72,11 +70,10 @@ fn run() -> ExitCode {
         // SAFETY: no other thread exists yet; the runtime starts below.
         unsafe { std::env::set_var(name, value) };
     }
-    let opts = match parse_cli(["grender", "server", "--config=/dev/null"]).map(|c| c.command) {
-        Ok(Command::Server(opts)) => *opts,
-        Ok(_) => return ExitCode::FAILURE,
+    let opts = match ServerOptions::from_env() {
+        Ok(opts) => opts,
         Err(e) => {
-            init_logging("info");
+            init_logging("info", LogStyle::Hclog);
             tracing::error!(
                 "invalid plugin settings (GF_PLUGIN_*): {}",
                 first_line(&e.to_string())
@@ -84,7 +81,7 @@ fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&opts.log_level);
+    init_logging(&opts.log.level, LogStyle::Hclog);
     if !offered
         .split(',')
         .any(|v| v.trim().parse() == Ok(PROTOCOL_VERSION))
@@ -95,47 +92,42 @@ fn run() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    if let Err(e) = opts.validate() {
-        let fix = if e.to_string().contains("browser.path") {
-            format!(" (GF_PLUGIN_RENDERING_CHROME_BIN). Fix: {INSTALL_CHROMIUM}")
-        } else {
-            String::new()
-        };
-        tracing::error!("invalid plugin settings (GF_PLUGIN_*): {e}{fix}");
-        return ExitCode::FAILURE;
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    match crate::startup::runtime() {
+        Ok(runtime) => runtime.block_on(serve(opts)),
         Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            tracing::error!("{e}");
+            ExitCode::FAILURE
         }
-    };
-    runtime.block_on(serve(opts))
+    }
 }
 
-async fn serve(opts: crate::config::ServerOptions) -> ExitCode {
+async fn serve(opts: ServerOptions) -> ExitCode {
     let service = match Service::start(&opts) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!("Chromium is not usable: {e}. Fix: {INSTALL_CHROMIUM}");
+            let fix = if e.to_string().contains("browser.path")
+                || e.to_string().contains("Chromium")
+                || e.to_string().contains("CHROME_BIN")
+            {
+                format!(" (GF_PLUGIN_RENDERING_CHROME_BIN). Fix: {INSTALL_CHROMIUM}")
+            } else {
+                String::new()
+            };
+            tracing::error!("invalid plugin settings (GF_PLUGIN_*): {e}{fix}");
             return ExitCode::FAILURE;
         }
     };
-    let started = tokio::time::timeout(Duration::from_secs(30), service.browsers.wait_started());
+    let started = tokio::time::timeout(Duration::from_secs(30), service.wait_started());
     match started.await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::error!("Chromium cannot start: {e}. Fix: {INSTALL_CHROMIUM}");
-            service.browsers.shutdown().await;
+            service.shutdown().await;
             return ExitCode::FAILURE;
         }
         Err(_) => {
             tracing::error!("Chromium did not start within 30 s. Fix: {INSTALL_CHROMIUM}");
-            service.browsers.shutdown().await;
+            service.shutdown().await;
             return ExitCode::FAILURE;
         }
     }
@@ -168,9 +160,9 @@ async fn serve(opts: crate::config::ServerOptions) -> ExitCode {
         }
     };
     let services = services::PluginServices {
-        state: service.state.clone(),
+        service: service.clone(),
         shutdown: Arc::new(tokio::sync::Notify::new()),
-        output_dirs: Arc::new(opts.plugin_output_dirs.clone()),
+        output_dirs: Arc::new(opts.plugin.output_dirs.clone()),
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in ["", "plugin"] {
@@ -190,8 +182,8 @@ async fn serve(opts: crate::config::ServerOptions) -> ExitCode {
         return ExitCode::FAILURE;
     }
     drop(stdout);
-    tracing::info!(addr = %local, sandbox = crate::browser::launch::sandbox_state(opts.sandbox), "grender plugin serving");
-    if opts.auth_tokens.iter().any(|t| t == "-") {
+    tracing::info!(addr = %local, sandbox = crate::browser::launch::sandbox_state(opts.browser.sandbox), "grender plugin serving");
+    if opts.server.auth_tokens.iter().any(|t| t == "-") {
         tracing::warn!(
             "the default auth token '-' is accepted: any local process that reaches {local} can render with it. \
              Set [plugin.grafana-image-renderer] auth_token (GF_PLUGIN_AUTH_TOKEN) and Grafana's [rendering] \
@@ -202,7 +194,7 @@ async fn serve(opts: crate::config::ServerOptions) -> ExitCode {
     let signal = async move {
         tokio::select! {
             () = stop.notified() => {}
-            () = crate::shutdown_signal() => {}
+            () = crate::startup::shutdown_signal() => {}
         }
     };
     use proto::plugin::grpc_controller_server::GrpcControllerServer;
@@ -218,7 +210,7 @@ async fn serve(opts: crate::config::ServerOptions) -> ExitCode {
             signal,
         )
         .await;
-    service.browsers.shutdown().await;
+    service.shutdown().await;
     match result {
         Ok(()) => {
             tracing::info!("grender plugin stopped");
@@ -229,15 +221,6 @@ async fn serve(opts: crate::config::ServerOptions) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},chromiumoxide=off"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,chromiumoxide=off"));
-    let _ = tracing_subscriber::registry()
-        .with(hclog::HclogLayer.with_filter(filter))
-        .with(crate::cdp_health::layer())
-        .try_init();
 }
 
 fn first_line(text: &str) -> String {

@@ -21,18 +21,17 @@ use super::proto::pluginv2::{
     check_health_response::HealthStatus, collect_metrics_response::Payload,
     diagnostics_server::Diagnostics,
 };
-use crate::api::AppState;
-use crate::api::auth::AuthOutcome;
-use crate::api::params::{ParamError, parse_csv_query, parse_render_query};
 use crate::browser::BrowserState;
+use crate::request::ParamError;
+use crate::service::{AuthOutcome, Route, Service};
 
 /// What Grafana's side shows for a token mismatch; it expects exactly this text.
 const UNAUTHORIZED: &str = "Unauthorized request";
 
-/// The renderer plugin's services, sharing the HTTP service's state.
+/// The renderer plugin's services over the transport-neutral service.
 #[derive(Clone)]
 pub struct PluginServices {
-    pub state: Arc<AppState>,
+    pub service: Arc<Service>,
     /// Fired by go-plugin's Shutdown call.
     pub shutdown: Arc<tokio::sync::Notify>,
     /// plugin.output-dir: where `filePath` may point; empty: directories named png, csv or pdf.
@@ -43,7 +42,7 @@ impl PluginServices {
     /// The index of the accepted token `given` matches; UNAUTHENTICATED otherwise, with one
     /// log line that says which setting to change (never either value).
     fn authorize(&self, given: &str) -> Result<usize, Status> {
-        match self.state.tokens.check(Some(given.as_bytes())) {
+        match self.service.authenticate(Some(given.as_bytes())) {
             AuthOutcome::Valid(index) => Ok(index),
             _ => {
                 tracing::warn!(
@@ -66,19 +65,19 @@ impl PluginServices {
         csv: bool,
     ) -> Result<(String, Option<String>), Status> {
         let language = header(headers, "accept-language");
-        let parsed = if csv {
-            parse_csv_query(&query, language.as_deref(), &self.state.limits)
+        let route = if csv {
+            Route::GrpcCsv
         } else {
-            parse_render_query(&query, language.as_deref(), &self.state.limits)
+            Route::GrpcRender
         };
-        let req = match parsed {
+        let req = match self.service.parse(route, &query, language.as_deref()) {
             Ok(req) => req,
             Err(ParamError::Forbidden(m)) => {
                 return Err(Status::invalid_argument(format!(
                     "Forbidden query url protocol: {m}"
                 )));
             }
-            Err(ParamError::Bad(m)) => return Ok((format!("[bad-request] {m}"), None)),
+            Err(e) => return Ok((format!("[{}] {e}", e.code()), None)),
         };
         let out = match super::output::check(file_path, &self.output_dirs) {
             Ok(out) => out,
@@ -89,8 +88,7 @@ impl PluginServices {
         };
         let started = Instant::now();
         let target = crate::request::redacted(&req.url);
-        let path = if csv { "grpc RenderCSV" } else { "grpc Render" };
-        match self.state.render_counted(req, Some(token), path).await {
+        match self.service.render(req, Some(token), route).await {
             Ok(capture) => {
                 let bytes = capture.bytes.clone();
                 let written =
@@ -108,7 +106,7 @@ impl PluginServices {
                 Ok((String::new(), capture.file_name.clone()))
             }
             Err(e) => {
-                tracing::warn!(url = %target, code = e.code(), ms = started.elapsed().as_millis() as u64, "render failed: {e}");
+                tracing::warn!(url = %target, code = e.code().as_str(), ms = started.elapsed().as_millis() as u64, "render failed: {e}");
                 Ok((format!("[{}] {e}", e.code()), None))
             }
         }
@@ -184,8 +182,7 @@ impl Diagnostics for PluginServices {
         &self,
         _request: Request<CheckHealthRequest>,
     ) -> Result<Response<CheckHealthResponse>, Status> {
-        let browsers = self.state.renderer.browsers();
-        let (status, message, version) = match browsers.state() {
+        let (status, message, version) = match self.service.browser_state() {
             BrowserState::Ready(b) => (HealthStatus::Ok, "Success".to_string(), b.version.clone()),
             BrowserState::Starting => (HealthStatus::Ok, "Success".into(), String::new()),
             BrowserState::Failed(e) => (HealthStatus::Error, e, String::new()),
@@ -209,7 +206,7 @@ impl Diagnostics for PluginServices {
     ) -> Result<Response<CollectMetricsResponse>, Status> {
         Ok(Response::new(CollectMetricsResponse {
             metrics: Some(Payload {
-                prometheus: self.state.metrics.render().into_bytes(),
+                prometheus: self.service.metrics_text().into_bytes(),
             }),
         }))
     }

@@ -14,6 +14,7 @@ use futures::future::{BoxFuture, Shared};
 
 use super::identity::Identity;
 use crate::error::RenderError;
+use crate::output::Output;
 use crate::page::Capture;
 use crate::request::RenderRequest;
 
@@ -31,7 +32,7 @@ pub struct PictureKey {
     landscape: bool,
     timezone: Option<String>,
     accept_language: Option<String>,
-    output: String,
+    output: Output,
     identity: Identity,
 }
 
@@ -47,7 +48,7 @@ impl PictureKey {
             landscape: req.viewport.landscape,
             timezone: req.timezone.clone(),
             accept_language: req.accept_language.clone(),
-            output: req.output.key(),
+            output: req.output.clone(),
             identity,
         }
     }
@@ -95,7 +96,7 @@ impl Coalescer {
 
 async fn flatten(task: tokio::task::JoinHandle<SharedOutcome>) -> SharedOutcome {
     task.await.unwrap_or_else(|e| {
-        Err(Arc::new(RenderError::cdp(
+        Err(Arc::new(RenderError::local(
             "rendering",
             format!("render task failed: {e}"),
         )))

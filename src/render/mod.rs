@@ -1,17 +1,16 @@
 //! One render job: coalescing with identical requests, a queue slot, a browser, the
 //! page steps, all under one deadline.
 
-pub mod coalesce;
-pub mod identity;
-pub mod queue;
+pub(crate) mod coalesce;
+pub(crate) mod identity;
+pub(crate) mod queue;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::browser::BrowserSupervisor;
 use crate::error::RenderError;
-use crate::page::{self, Capture, PageOptions, Progress};
-use crate::request::RenderRequest;
+use crate::page::{self, Capture, PageOptions};
+use crate::request::{Progress, RenderRequest, Stage};
 use identity::Identity;
 
 /// How long a failed CDP call waits to learn whether the browser died.
@@ -24,8 +23,6 @@ pub struct Renderer {
     page: PageOptions,
     coalescer: Arc<coalesce::Coalescer>,
     metrics: Arc<crate::metrics::Metrics>,
-    browser_renders: AtomicU64,
-    coalesced: AtomicU64,
 }
 
 impl Renderer {
@@ -39,33 +36,16 @@ impl Renderer {
     ) -> Self {
         Renderer {
             browsers,
-            queue: queue::RenderQueue::new(concurrency, queue_size),
+            queue: queue::RenderQueue::new(concurrency, queue_size, metrics.clone()),
             page,
             coalescer: Arc::default(),
             metrics,
-            browser_renders: AtomicU64::new(0),
-            coalesced: AtomicU64::new(0),
         }
     }
 
-    /// The browser supervisor, for health and version answers.
-    pub fn browsers(&self) -> &Arc<BrowserSupervisor> {
-        &self.browsers
-    }
-
-    /// Queue depth, in-flight renders and wait times.
+    /// Queue depth, in-flight renders and the render-time estimate.
     pub fn queue_stats(&self) -> queue::QueueStats {
         self.queue.stats()
-    }
-
-    /// Renders that reached the browser (identical requests that shared one count once).
-    pub fn browser_renders(&self) -> u64 {
-        self.browser_renders.load(Ordering::Relaxed)
-    }
-
-    /// Requests answered by joining an identical render in flight.
-    pub fn coalesced(&self) -> u64 {
-        self.coalesced.load(Ordering::Relaxed)
     }
 
     /// Renders `req` for `identity`, sharing the render with identical requests in flight.
@@ -87,25 +67,23 @@ impl Renderer {
             // The render itself runs under this request's deadline and says where it ran out.
             return outcome.await;
         }
-        self.coalesced.fetch_add(1, Ordering::Relaxed);
+        self.metrics.coalesced.inc();
         match tokio::time::timeout_at(deadline.at(), outcome).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(Arc::new(
-                deadline.expired("waiting for an identical render in progress"),
-            )),
+            Err(_) => Err(Arc::new(deadline.expired(Stage::WaitingForIdenticalRender))),
         }
     }
 
-    /// Renders `req` to a PNG within its deadline, without sharing.
-    pub async fn render_alone(&self, req: &RenderRequest) -> Result<Capture, RenderError> {
+    /// Renders `req` within its deadline, without sharing.
+    async fn render_alone(&self, req: &RenderRequest) -> Result<Capture, RenderError> {
         let deadline = req.deadline;
-        let progress = Progress::new("waiting for a render slot");
+        let progress = Progress::new(Stage::WaitingForSlot);
         let _slot = self.queue.enter(&deadline).await?;
         let started = tokio::time::Instant::now();
-        progress.set("waiting for Chromium");
+        progress.set(Stage::WaitingForChromium);
         let lease = self.browsers.acquire(&deadline).await?;
         let browser = lease.browser();
-        self.browser_renders.fetch_add(1, Ordering::Relaxed);
+        self.metrics.browser_renders.inc();
         let work = page::render(browser, req, &self.page, &progress);
         let result = tokio::select! {
             result = work => result,
@@ -117,10 +95,9 @@ impl Renderer {
             self.metrics
                 .browser_render_duration
                 .observe(started.elapsed().as_secs_f64());
-            let mode = format!("{:?}", capture.mode).to_lowercase();
             self.metrics
                 .readiness_mode
-                .with_label_values(&[mode.as_str()])
+                .with_label_values(&[capture.mode.label()])
                 .inc();
         }
         let steps = progress.steps();

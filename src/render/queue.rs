@@ -6,30 +6,26 @@
 //! state immediately and the slots go to requests that can still make it. The estimate
 //! uses a moving average of recent render times.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::RenderError;
-use crate::request::Deadline;
+use crate::metrics::Metrics;
+use crate::request::{Deadline, Stage};
 
 /// Render time assumed before any render has finished.
 const FIRST_ESTIMATE: Duration = Duration::from_millis(1000);
 
-/// Numbers the metrics endpoint exports.
+/// The queue's state now (its counters are metrics, counted where they happen).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueStats {
     /// Requests waiting for a slot now.
     pub waiting: usize,
     /// Renders running now.
     pub in_flight: usize,
-    /// Requests admitted to the queue since start (including those that got a slot at once).
-    pub admitted: u64,
-    /// Requests refused (queue full, or no chance to finish before their deadline).
-    pub refused: u64,
-    /// Total time spent waiting for a slot, in milliseconds.
-    pub wait_ms_total: u64,
     /// Moving average of a render's duration, in milliseconds.
     pub render_ms_avg: u64,
 }
@@ -40,9 +36,7 @@ pub struct RenderQueue {
     concurrency: usize,
     queue_size: usize,
     waiting: AtomicUsize,
-    admitted: AtomicU64,
-    refused: AtomicU64,
-    wait_ms_total: AtomicU64,
+    metrics: Arc<Metrics>,
     /// 0 until the first render finished.
     render_ms_avg: AtomicU64,
 }
@@ -52,15 +46,13 @@ pub type Slot<'a> = SemaphorePermit<'a>;
 
 impl RenderQueue {
     /// `concurrency` renders at once, `queue_size` waiting at most.
-    pub fn new(concurrency: usize, queue_size: usize) -> Self {
+    pub fn new(concurrency: usize, queue_size: usize, metrics: Arc<Metrics>) -> Self {
         RenderQueue {
             slots: Semaphore::new(concurrency.max(1)),
             concurrency: concurrency.max(1),
             queue_size,
             waiting: AtomicUsize::new(0),
-            admitted: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            wait_ms_total: AtomicU64::new(0),
+            metrics,
             render_ms_avg: AtomicU64::new(0),
         }
     }
@@ -70,9 +62,6 @@ impl RenderQueue {
         QueueStats {
             waiting: self.waiting.load(Ordering::Relaxed),
             in_flight: self.concurrency - self.slots.available_permits(),
-            admitted: self.admitted.load(Ordering::Relaxed),
-            refused: self.refused.load(Ordering::Relaxed),
-            wait_ms_total: self.wait_ms_total.load(Ordering::Relaxed),
             render_ms_avg: self.render_ms_avg.load(Ordering::Relaxed),
         }
     }
@@ -102,7 +91,6 @@ impl RenderQueue {
     /// not finish before `deadline` after waiting its turn.
     pub async fn enter(&self, deadline: &Deadline) -> Result<Slot<'_>, RenderError> {
         if let Ok(slot) = self.slots.try_acquire() {
-            self.admitted.fetch_add(1, Ordering::Relaxed);
             return Ok(slot);
         }
         let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -112,14 +100,14 @@ impl RenderQueue {
         let expected_wait = render * (ahead / self.concurrency + 1) as u32;
         let retry_after = expected_wait.as_secs().max(1);
         if ahead >= self.queue_size {
-            self.refused.fetch_add(1, Ordering::Relaxed);
+            self.metrics.queue_refused.inc();
             return Err(RenderError::Overloaded {
                 reason: format!("{ahead} requests are already queued (render.queue-size)"),
                 retry_after,
             });
         }
         if expected_wait + render > deadline.remaining() {
-            self.refused.fetch_add(1, Ordering::Relaxed);
+            self.metrics.queue_refused.inc();
             return Err(RenderError::Overloaded {
                 reason: format!(
                     "it would wait about {:.1}s for a render slot and could not finish within its {:.1}s left",
@@ -129,16 +117,13 @@ impl RenderQueue {
                 retry_after,
             });
         }
-        self.admitted.fetch_add(1, Ordering::Relaxed);
         let started = tokio::time::Instant::now();
         let slot = deadline
-            .run(
-                "waiting for a render slot (all are busy)",
-                self.slots.acquire(),
-            )
+            .run(Stage::WaitingForSlot, self.slots.acquire())
             .await;
-        let waited = started.elapsed().as_millis().min(u64::MAX as u128) as u64;
-        self.wait_ms_total.fetch_add(waited, Ordering::Relaxed);
+        self.metrics
+            .queue_wait_seconds
+            .inc_by(started.elapsed().as_secs_f64());
         slot?.map_err(|_| RenderError::BrowserUnavailable("the service is shutting down".into()))
     }
 }
@@ -158,7 +143,8 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_what_cannot_finish_in_time_and_what_does_not_fit() {
-        let q = RenderQueue::new(1, 1);
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let q = RenderQueue::new(1, 1, metrics.clone());
         q.record_render(Duration::from_secs(2));
         let long = Deadline::after(Duration::from_secs(60));
         let held = q.enter(&long).await.expect("free slot");
@@ -183,6 +169,8 @@ mod tests {
         let (slot, ()) = tokio::join!(waiter, release);
         assert!(slot.is_ok());
         let stats = q.stats();
-        assert_eq!((stats.refused, stats.in_flight, stats.waiting), (2, 1, 0));
+        assert_eq!((stats.in_flight, stats.waiting), (1, 0));
+        assert_eq!(metrics.queue_refused.get(), 2);
+        assert!(metrics.queue_wait_seconds.get() > 0.0);
     }
 }

@@ -3,11 +3,15 @@
 
 #![allow(dead_code)]
 
+pub mod proc;
+
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use grafana_stub::GrafanaStub;
 use grender::Service;
-use grender::config::{Command, parse_cli};
+use grender::api::HttpServer;
+use grender::cli::{Cli, Command};
 
 pub const RENDER_KEY: &str = "test-render-key";
 pub const TOKEN: &str = "test-token";
@@ -19,15 +23,14 @@ pub struct Harness {
     pub client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    pub browsers: std::sync::Arc<grender::browser::BrowserSupervisor>,
-    pub renderer: std::sync::Arc<grender::render::Renderer>,
+    pub service: Arc<Service>,
 }
 
 /// Whether a Chromium exists; without one, browser tests are skipped unless
 /// REQUIRE_CHROMIUM=1 (as in CI), where that is a failure.
 pub fn chromium_available() -> bool {
     let opts = server_options(&[]);
-    match opts.resolve_browser() {
+    match grender::browser::launch::find_chromium(opts.browser.path.as_deref()) {
         Ok(_) => true,
         Err(e) => {
             if std::env::var("REQUIRE_CHROMIUM").is_ok_and(|v| v == "1") {
@@ -49,7 +52,7 @@ pub fn server_options(extra: &[&str]) -> grender::config::ServerOptions {
         &token,
     ];
     argv.extend_from_slice(extra);
-    match parse_cli(argv).expect("test options parse").command {
+    match Cli::parse_args(argv).expect("test options parse").0.command {
         Command::Server(o) => *o,
         _ => unreachable!("a server command line"),
     }
@@ -103,15 +106,14 @@ impl Harness {
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let opts = server_options(&extra);
         let service = Service::start(&opts).expect("service starts");
-        let browsers = service.browsers.clone();
-        let renderer = service.state.renderer.clone();
-        browsers.wait_started().await.expect("Chromium starts");
+        service.wait_started().await.expect("Chromium starts");
+        let http = HttpServer::new(service.clone(), &opts.server).expect("HTTP server");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(service.serve(
+        let server = tokio::spawn(http.serve(
             listener,
             async {
                 let _ = rx.await;
@@ -124,8 +126,7 @@ impl Harness {
             client: reqwest::Client::new(),
             stop: Some(tx),
             server: Some(server),
-            browsers,
-            renderer,
+            service,
         })
     }
 
@@ -170,6 +171,20 @@ impl Harness {
             status,
             headers,
             body,
+        }
+    }
+
+    /// The value of a counter (the first sample whose line starts with `name`), read from the
+    /// service's metrics page.
+    pub fn count(&self, name: &str) -> u64 {
+        metric_value(&self.service.metrics_text(), name) as u64
+    }
+
+    /// The current browser.
+    pub fn browser(&self) -> Arc<grender::browser::LiveBrowser> {
+        match self.service.browser_state() {
+            grender::browser::BrowserState::Ready(b) => b,
+            _ => panic!("browser not ready"),
         }
     }
 
@@ -262,6 +277,17 @@ impl Image {
     pub fn is_drawn(&self, x: u32, y: u32) -> bool {
         close(self.rgb(x, y), grafana_stub::DRAWN_RGB)
     }
+}
+
+/// The value of the first sample in Prometheus text `page` whose line starts with `name`
+/// (a metric name, or a name with its labels); 0 when absent.
+pub fn metric_value(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 pub fn close(a: [u8; 3], b: [u8; 3]) -> bool {

@@ -1,5 +1,5 @@
 //! HTTPS serving (`server.certificate-file` + `server.key-file`). Handshakes run in the
-//! connection loop ([`crate::serve`]), each in its own task, after the connection took its slot
+//! connection loop ([`super::serve`]), each in its own task, after the connection took its slot
 //! of server.max-connections and bounded by server.header-read-timeout.
 
 use std::net::SocketAddr;
@@ -12,16 +12,16 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, TlsVersion};
 
 /// Longest the healthcheck waits for its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Loads the certificate chain and key; `min_version` is "1.2" or "1.3".
+/// Loads the certificate chain and key.
 pub fn server_config(
     cert: &Path,
     key: &Path,
-    min_version: &str,
+    min_version: TlsVersion,
 ) -> Result<Arc<ServerConfig>, ConfigError> {
     let bad = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
         ConfigError(format!("cannot read {what} {}: {e}", path.display()))
@@ -38,8 +38,8 @@ pub fn server_config(
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad("server.key-file", key, &e))?;
     let versions: &[&'static rustls::SupportedProtocolVersion] = match min_version {
-        "1.3" => &[&rustls::version::TLS13],
-        _ => &[&rustls::version::TLS12, &rustls::version::TLS13],
+        TlsVersion::V1_3 => &[&rustls::version::TLS13],
+        TlsVersion::V1_2 => &[&rustls::version::TLS12, &rustls::version::TLS13],
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)

@@ -3,96 +3,106 @@
 
 use std::time::Duration;
 
-use crate::duration::parse_duration;
-use crate::output::Output;
+use crate::config::{
+    ConfigError, DefaultEncoding, RequestDefaultsByUrl, ServerOptions, parse_duration,
+};
+use crate::error::ErrorCode;
 use crate::output::pdf::{self, PdfOptions};
 use crate::output::picture::{PictureFormat, PictureOptions};
-use crate::request::{Deadline, RenderCookie, RenderRequest, Viewport};
+use crate::output::{Encoding, Output};
+use crate::request::{Deadline, ReadinessOptions, RenderCookie, RenderRequest, Viewport};
 
-/// Server-side bounds and defaults applied to every request.
+/// Server-side bounds and defaults applied to every request, resolved at start-up.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    pub min_width: i64,
-    pub min_height: i64,
-    /// Negative: no limit.
-    pub max_width: i64,
-    /// Negative: no limit.
-    pub max_height: i64,
-    pub default_scale: f64,
-    pub max_scale: f64,
-    /// "png" or "pdf", used when `encoding` is empty.
-    pub default_encoding: String,
+    /// Viewport and readiness defaults, per URL pattern (browser.* and browser.override).
+    pub defaults: RequestDefaultsByUrl,
+    /// Used when `encoding` is empty.
+    pub default_encoding: DefaultEncoding,
     /// Deadline of requests without a `timeout`.
     pub default_timeout: Duration,
     /// render.max-timeout: longer `timeout`s are clamped to it.
     pub max_timeout: Duration,
     /// render.max-pdf-pages: longer PDFs are refused with 413.
     pub max_pdf_pages: u32,
-    pub landscape: bool,
     pub max_pixels: u64,
     /// render.optimize-png: recompress PNGs unless a request says `optimize=false`.
     pub optimize_png: bool,
     /// `scheme://host:port` origins allowed as targets; empty allows all.
     pub allowed_origins: Vec<url::Origin>,
-    /// `browser.override` entries.
-    pub overrides: Vec<crate::overrides::Override>,
+}
+
+impl Limits {
+    /// The limits `opts` set (with `allowed_origins` already parsed from them).
+    pub fn from_options(
+        opts: &ServerOptions,
+        allowed_origins: Vec<url::Origin>,
+    ) -> Result<Self, ConfigError> {
+        Ok(Limits {
+            defaults: opts.request_defaults_by_url()?,
+            default_encoding: opts.server.default_encoding,
+            default_timeout: opts.render.default_timeout,
+            max_timeout: opts.render.max_timeout,
+            max_pdf_pages: opts.render.max_pdf_pages,
+            max_pixels: opts.render.max_pixels,
+            optimize_png: opts.render.optimize_png,
+            allowed_origins,
+        })
+    }
 }
 
 impl Default for Limits {
-    /// The defaults of `grender server` (the official service's, with PNG by default).
+    /// The defaults of `grender server`.
     fn default() -> Self {
         Limits {
-            min_width: 1000,
-            min_height: 500,
-            max_width: 3000,
-            max_height: 3000,
-            default_scale: 1.0,
-            max_scale: 4.0,
-            default_encoding: "png".into(),
+            defaults: RequestDefaultsByUrl::default(),
+            default_encoding: DefaultEncoding::Png,
             default_timeout: Duration::from_secs(60),
             max_timeout: Duration::from_secs(300),
             max_pdf_pages: 100,
-            landscape: true,
             max_pixels: 60_000_000,
             optimize_png: false,
             allowed_origins: vec![],
-            overrides: vec![],
         }
     }
 }
 
-impl Limits {
-    /// These limits with the first `browser.override` matching `url` applied.
-    fn for_url(
-        &self,
-        url: &str,
-    ) -> (
-        std::borrow::Cow<'_, Limits>,
-        Option<crate::overrides::Knobs>,
-    ) {
-        let Some(o) = crate::overrides::matching(&self.overrides, url) else {
-            return (std::borrow::Cow::Borrowed(self), None);
-        };
-        let k = &o.knobs;
-        let mut l = self.clone();
-        l.min_width = k.min_width.unwrap_or(l.min_width);
-        l.min_height = k.min_height.unwrap_or(l.min_height);
-        l.max_width = k.max_width.unwrap_or(l.max_width);
-        l.max_height = k.max_height.unwrap_or(l.max_height);
-        l.default_scale = k.page_scale_factor.unwrap_or(l.default_scale);
-        l.max_scale = k.max_page_scale_factor.unwrap_or(l.max_scale);
-        l.landscape = k.portrait.map(|p| !p).unwrap_or(l.landscape);
-        (std::borrow::Cow::Owned(l), Some(k.clone()))
-    }
+/// Why a request was refused before rendering.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    /// No `url` at all.
+    #[error("missing 'url' query parameter")]
+    MissingUrl,
+    /// A `url` that does not parse.
+    #[error("Invalid URL in query: {0}")]
+    InvalidUrl(String),
+    /// 403: the URL may not be rendered (scheme or origin).
+    #[error("{0}")]
+    Forbidden(String),
+    /// 400: another parameter is missing or malformed.
+    #[error("{0}")]
+    Bad(String),
 }
 
-/// Why a request was refused before rendering.
-#[derive(Debug, PartialEq)]
-pub enum ParamError {
-    /// 400: a parameter is missing or malformed.
-    Bad(String),
-    /// 403: the URL may not be rendered.
-    Forbidden(String),
+impl ParamError {
+    /// The code of the answer: 403 for a forbidden URL, else 400.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ParamError::Forbidden(_) => ErrorCode::ForbiddenUrl,
+            _ => ErrorCode::BadRequest,
+        }
+    }
+
+    /// The `result` label of `http_trusted_url_requests_total` (the Go service's).
+    pub fn url_check(&self) -> &'static str {
+        match self {
+            ParamError::MissingUrl => "missing-query",
+            ParamError::InvalidUrl(_) => "invalid-url",
+            ParamError::Forbidden(_) => "invalid-protocol",
+            // The URL itself was fine.
+            ParamError::Bad(_) => "valid",
+        }
+    }
 }
 
 /// The decoded `name=value` pairs of a query string.
@@ -121,20 +131,21 @@ pub fn parse_render_query(
     let bad = |m: String| Err(ParamError::Bad(m));
 
     let url = check_url(get("url"), &limits.allowed_origins)?;
-    let (limits, knobs) = limits.for_url(&url);
-    let limits: &Limits = &limits;
+    let d = limits.defaults.for_url(&url);
 
-    let encoding = get("encoding").unwrap_or("").trim().to_ascii_lowercase();
-    let encoding = if encoding.is_empty() {
-        limits.default_encoding.clone()
-    } else {
-        encoding
+    let asked = get("encoding").unwrap_or("").trim().to_ascii_lowercase();
+    let encoding = match Encoding::parse(&asked) {
+        _ if asked.is_empty() => match limits.default_encoding {
+            DefaultEncoding::Png => Encoding::Png,
+            DefaultEncoding::Pdf => Encoding::Pdf,
+        },
+        Some(e) if e != Encoding::Csv => e,
+        _ => {
+            return bad(format!(
+                "invalid 'encoding' query parameter: {asked:?} (use png, pdf, jpeg or webp)"
+            ));
+        }
     };
-    if !matches!(encoding.as_str(), "png" | "pdf" | "jpeg" | "jpg" | "webp") {
-        return bad(format!(
-            "invalid 'encoding' query parameter: {encoding:?} (use png, pdf, jpeg or webp)"
-        ));
-    }
 
     let int = |name: &str| -> Result<Option<i64>, ParamError> {
         match get(name).map(str::trim).filter(|v| !v.is_empty()) {
@@ -154,20 +165,20 @@ pub fn parse_render_query(
         }
     };
     let width = match int("width")? {
-        None | Some(-1) => limits.min_width,
-        Some(w) => clamp(w, limits.min_width, limits.max_width),
+        None | Some(-1) => d.min_width,
+        Some(w) => clamp(w, d.min_width, d.max_width),
     };
-    let initial_height = clamp(width * 3 / 4, limits.min_height, limits.max_height);
+    let initial_height = clamp(width * 3 / 4, d.min_height, d.max_height);
     let height = match int("height")? {
         None | Some(-1) => None,
-        Some(h) => Some(clamp(h, limits.min_height, limits.max_height)),
+        Some(h) => Some(clamp(h, d.min_height, d.max_height)),
     };
 
     let scale = match get("deviceScaleFactor")
         .map(str::trim)
         .filter(|v| !v.is_empty())
     {
-        None => limits.default_scale,
+        None => d.page_scale_factor,
         Some(v) => match v.parse::<f64>() {
             Ok(s) if s.is_nan() => {
                 return bad(format!(
@@ -179,7 +190,7 @@ pub fn parse_render_query(
                     "invalid request: deviceScaleFactor {v} is not allowed; page scale factor must be positive"
                 ));
             }
-            Ok(s) => s.min(limits.max_scale),
+            Ok(s) => s.min(d.max_page_scale_factor),
             Err(_) => {
                 return bad(format!(
                     "invalid 'deviceScaleFactor' query parameter: {v:?} is not a number"
@@ -202,11 +213,13 @@ pub fn parse_render_query(
 
     let landscape = match get("landscape") {
         Some(v) => v == "true",
-        None => limits.landscape,
+        None => !d.portrait,
     };
-    let output = match picture_options(&pairs, &encoding, limits.optimize_png)? {
+    let output = match picture_options(&pairs, encoding, limits.optimize_png)? {
         Some(picture) => Output::Picture(picture),
-        None if encoding == "pdf" => {
+        None if encoding == Encoding::Pdf => {
+            // Checked now, so a scale Chromium cannot print is a 400 before any navigation.
+            pdf::print_scale(scale).map_err(ParamError::Bad)?;
             Output::Pdf(pdf_options(&pairs, &url, landscape, limits.max_pdf_pages)?)
         }
         None => Output::Png,
@@ -234,8 +247,7 @@ pub fn parse_render_query(
             .map(String::from),
         output,
         extra_headers: Vec::new(),
-        readiness_timeout: knobs.as_ref().and_then(|k| k.readiness_timeout),
-        first_signal_grace: knobs.as_ref().and_then(|k| k.give_up_on_first_query),
+        readiness: readiness_of(d),
         deadline: Deadline::after(timeout),
     })
 }
@@ -265,23 +277,19 @@ const PICTURE_PARAMS: [&str; 6] = [
 /// The opt-in picture options; None for Chromium's plain PNG (and for PDFs).
 fn picture_options(
     pairs: &[(String, String)],
-    encoding: &str,
+    encoding: Encoding,
     default_optimize: bool,
 ) -> Result<Option<PictureOptions>, ParamError> {
     let get = |name: &str| first(pairs, name).map(str::trim).filter(|v| !v.is_empty());
     let bad = |m: String| Err(ParamError::Bad(m));
-    let format = match encoding {
-        "jpeg" | "jpg" => PictureFormat::Jpeg,
-        "webp" => PictureFormat::Webp,
-        "png" => PictureFormat::Png,
-        _ => {
-            if let Some(name) = PICTURE_PARAMS.iter().find(|n| get(n).is_some()) {
-                return bad(format!(
-                    "the '{name}' query parameter applies to pictures (png, jpeg, webp), not to {encoding}"
-                ));
-            }
-            return Ok(None);
+    let Some(format) = encoding.picture_format() else {
+        if let Some(name) = PICTURE_PARAMS.iter().find(|n| get(n).is_some()) {
+            return bad(format!(
+                "the '{name}' query parameter applies to pictures (png, jpeg, webp), not to {}",
+                encoding.name()
+            ));
         }
+        return Ok(None);
     };
     let flag = |name: &str| parse_flag(name, get(name));
     let ranged = |name: &str, min: u32, max: u32| -> Result<Option<u32>, ParamError> {
@@ -337,14 +345,15 @@ pub fn parse_csv_query(
     let pairs = query_pairs(query);
     let get = |name: &str| first(&pairs, name);
     let url = check_url(get("url"), &limits.allowed_origins)?;
+    let d = limits.defaults.for_url(&url);
     let encoding = get("encoding").unwrap_or("").trim().to_ascii_lowercase();
-    if !matches!(encoding.as_str(), "" | "csv") {
+    if !(encoding.is_empty() || Encoding::parse(&encoding) == Some(Encoding::Csv)) {
         return Err(ParamError::Bad(format!(
             "invalid 'encoding' query parameter: {encoding:?} must be 'csv' or empty/missing"
         )));
     }
-    let width = limits.min_width.clamp(1, u32::MAX as i64) as u32;
-    let height = limits.min_height.clamp(1, u32::MAX as i64) as u32;
+    let width = d.min_width.clamp(1, u32::MAX as i64) as u32;
+    let height = d.min_height.clamp(1, u32::MAX as i64) as u32;
     Ok(RenderRequest {
         url,
         viewport: Viewport {
@@ -352,7 +361,7 @@ pub fn parse_csv_query(
             height: Some(height),
             initial_height: height,
             scale: 1.0,
-            landscape: limits.landscape,
+            landscape: !d.portrait,
         },
         timezone: get("timezone")
             .map(str::trim)
@@ -364,8 +373,7 @@ pub fn parse_csv_query(
             .filter(|v| !v.is_empty())
             .map(String::from),
         extra_headers: Vec::new(),
-        readiness_timeout: None,
-        first_signal_grace: None,
+        readiness: readiness_of(d),
         output: Output::Csv {
             file_name: get("filePath").and_then(crate::output::csv::file_name_from),
         },
@@ -403,6 +411,14 @@ fn parse_timeout(value: Option<&str>, limits: &Limits) -> Result<Duration, Param
         return Ok(limits.max_timeout);
     }
     Ok(asked)
+}
+
+/// The readiness limits of a request.
+fn readiness_of(d: &crate::config::RequestDefaults) -> ReadinessOptions {
+    ReadinessOptions {
+        timeout: d.readiness_timeout,
+        first_signal_grace: d.give_up_on_first_query,
+    }
 }
 
 /// The render-key cookie, set only when Grafana sent both the key and its domain.
@@ -468,10 +484,9 @@ fn pdf_options(
 fn check_url(raw: Option<&str>, allowed: &[url::Origin]) -> Result<String, ParamError> {
     let raw = raw.unwrap_or("");
     if raw.is_empty() {
-        return Err(ParamError::Bad("missing 'url' query parameter".into()));
+        return Err(ParamError::MissingUrl);
     }
-    let parsed =
-        url::Url::parse(raw).map_err(|e| ParamError::Bad(format!("Invalid URL in query: {e}")))?;
+    let parsed = url::Url::parse(raw).map_err(|e| ParamError::InvalidUrl(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(ParamError::Forbidden(format!(
             "Forbidden query url protocol {:?}: only http and https URLs can be rendered",
@@ -497,6 +512,32 @@ mod tests {
 
     fn parse(q: &str) -> Result<RenderRequest, ParamError> {
         parse_render_query(q, None, &limits())
+    }
+
+    #[test]
+    fn a_pdf_scale_chromium_cannot_print_is_refused_while_parsing() {
+        let err = parse("url=http://g/d&encoding=pdf&deviceScaleFactor=0.25").unwrap_err();
+        assert!(
+            matches!(&err, ParamError::Bad(m) if m.contains("print scale")),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), ErrorCode::BadRequest);
+        assert!(parse("url=http://g/d&encoding=pdf&deviceScaleFactor=2").is_ok());
+    }
+
+    #[test]
+    fn url_problems_have_their_own_kinds() {
+        assert_eq!(parse("url=").unwrap_err().url_check(), "missing-query");
+        assert_eq!(parse("url=::").unwrap_err().url_check(), "invalid-url");
+        let forbidden = parse("url=file:///etc/passwd").unwrap_err();
+        assert_eq!(
+            (forbidden.url_check(), forbidden.code()),
+            ("invalid-protocol", ErrorCode::ForbiddenUrl)
+        );
+        assert_eq!(
+            parse("url=http://g/d&width=wide").unwrap_err().url_check(),
+            "valid"
+        );
     }
 
     #[test]
@@ -547,8 +588,8 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        assert!(matches!(parse(""), Err(ParamError::Bad(_))));
-        assert!(matches!(parse("url="), Err(ParamError::Bad(_))));
+        assert!(matches!(parse(""), Err(ParamError::MissingUrl)));
+        assert!(matches!(parse("url="), Err(ParamError::MissingUrl)));
         for bad in [
             "file:///etc/passwd",
             "chrome://version",

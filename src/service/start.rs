@@ -1,0 +1,72 @@
+//! Building the service from its options: the one place where configuration becomes running
+//! parts (browser supervisor, renderer, request limits, tokens, metrics).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Service;
+use super::auth::TokenCheck;
+use crate::browser::{BrowserOptions, BrowserSupervisor, LaunchOptions};
+use crate::config::{ConfigError, Isolation, ServerOptions};
+use crate::metrics::Metrics;
+use crate::page::{PageOptions, guard::OriginPolicy};
+use crate::render::Renderer;
+use crate::request::Limits;
+
+/// How long Chromium may take to open its DevTools socket.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Service {
+    /// Checks the options, finds Chromium and starts its supervisor (the first launch runs in
+    /// the background; see [`Service::wait_started`]). Must run inside a tokio runtime.
+    pub fn start(opts: &ServerOptions) -> Result<Arc<Service>, ConfigError> {
+        opts.validate()?;
+        let path = crate::browser::launch::find_chromium(opts.browser.path.as_deref())
+            .map_err(ConfigError)?;
+        let metrics = Arc::new(Metrics::new().map_err(|e| ConfigError(format!("metrics: {e}")))?);
+        let timezone = opts.browser.default_timezone();
+        let concurrency = opts.render.effective_concurrency();
+        let browsers = BrowserSupervisor::start(BrowserOptions {
+            launch: LaunchOptions {
+                path,
+                extra_flags: opts.browser.split_flags(),
+                timezone: timezone.clone(),
+                launch_timeout: LAUNCH_TIMEOUT,
+                ca_file: opts.browser.ca_file.clone(),
+                sandbox: opts.browser.sandbox,
+            },
+            context_reuse: opts.browser.context_reuse,
+            tabs: concurrency,
+            process_per_render: opts.render.isolation == Isolation::Process,
+            recycle_after: opts.browser.recycle_after,
+            memory_budget_mib: opts.browser.memory_budget_mib,
+            tab_setup: Arc::new(crate::page::tab_setup()),
+            launches: metrics.browser_launches.clone(),
+        });
+        let allowed_origins = opts.server.allowed_origins();
+        let page = PageOptions {
+            default_timezone: timezone,
+            max_pixels: opts.render.max_pixels,
+            max_csv_bytes: opts.render.max_csv_bytes,
+            origins: OriginPolicy {
+                allowed: allowed_origins.clone(),
+                block_other_hosts: opts.server.block_other_hosts,
+            },
+        };
+        let renderer = Arc::new(Renderer::new(
+            browsers.clone(),
+            concurrency,
+            opts.render.queue_size,
+            page,
+            metrics.clone(),
+        ));
+        let limits = Limits::from_options(opts, allowed_origins)?;
+        Ok(Arc::new(Service {
+            renderer,
+            browsers,
+            tokens: TokenCheck::new(&opts.server.auth_tokens, opts.server.allow_missing_token),
+            limits,
+            metrics,
+        }))
+    }
+}
