@@ -8,6 +8,10 @@
   bench/chaos.py overload [-n 300] N requests at concurrency 64 with 4 render slots: only 200,
                                    429 or 503 (the latter two with Retry-After), none answered
                                    after its deadline, peak RSS under --max-rss-mib.
+  bench/chaos.py storm [-n 150]    An alert storm: N distinct panels at once with 5 s deadlines,
+                                   on a freshly started service (default settings) and again once
+                                   warm. Each must get >= 90 % of the pictures its measured
+                                   throughput allows in 5 s, and no answer after the deadline.
   bench/chaos.py soak [-n 2000]    N mixed renders from 4 clients (panels, full pages, PDFs, a
                                    broken and a slow panel): 0 unexpected answers, no temp
                                    file or process left behind, RSS drift under 10 %.
@@ -181,6 +185,93 @@ def overload(args):
         grender.wait(timeout=15)
 
 
+def burst(base, stub_port, n, tag, deadline):
+    """n distinct panels requested at the same moment; [(status, seconds)]."""
+    results, lock = [], threading.Lock()
+    gate = threading.Barrier(n)
+
+    def client(i):
+        url = render_url(base, stub_port, f"/d-solo/{tag}{i}/p?delay=200", timeout=deadline)
+        gate.wait()
+        t = time.perf_counter()
+        status, _, _ = fetch(url, {"X-Auth-Token": "-"}, timeout=deadline + 10)
+        with lock:
+            results.append((status, time.perf_counter() - t))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def throughput(base, stub_port, slots, renders):
+    """(renders per second with every slot busy, median seconds of one render alone)."""
+    alone = []
+    for i in range(5):
+        t = time.perf_counter()
+        status, _ = get(render_url(base, stub_port, f"/d-solo/solo{i}/p?delay=200", timeout=60), {"X-Auth-Token": "-"})
+        if status == 200:
+            alone.append(time.perf_counter() - t)
+    counter, lock, done = iter(range(renders)), threading.Lock(), []
+
+    def client():
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            status, _ = get(render_url(base, stub_port, f"/d-solo/rate{i}/p?delay=200", timeout=60),
+                            {"X-Auth-Token": "-"})
+            with lock:
+                done.append(status)
+
+    threads = [threading.Thread(target=client) for _ in range(slots * 2)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t
+    return sum(1 for s in done if s == 200) / wall, sorted(alone)[len(alone) // 2] if alone else 1.0
+
+
+def storm(args):
+    deadline, slack = 5, 0.5
+    slots = len(os.sched_getaffinity(0)) * 2  # grender's default render.concurrency
+    stub, grender, base, stub_port = start()
+    failed = False
+    try:
+        runs = [("fresh", burst(base, stub_port, args.n, "fresh", deadline))]
+        rate, alone = throughput(base, stub_port, slots, renders=slots * 12)
+        runs.append(("warm", burst(base, stub_port, args.n, "warm", deadline)))
+        # The first `slots` pictures end after one render; then `rate` a second until the deadline.
+        allowed = min(args.n, slots + rate * max(0.0, deadline - alone))
+        print(f"storm: {args.n} distinct panels at once, {deadline} s deadlines, {slots} slots; measured "
+              f"{rate:.1f} renders/s with every slot busy, {alone:.2f} s for one alone: "
+              f"{allowed:.0f} pictures possible in {deadline} s")
+        for name, results in runs:
+            by_status = {}
+            for status, _ in results:
+                by_status[status] = by_status.get(status, 0) + 1
+            pictures = sum(1 for s, took in results if s == 200 and took <= deadline + slack)
+            late = sum(1 for _, took in results if took > deadline + slack)
+            last = max((took for s, took in results if s == 200), default=0.0)
+            unexpected = [s for s in by_status if s not in (200, 408, 429, 503)]
+            share = pictures / allowed if allowed else 0.0
+            print(f"  {name}: {pictures} pictures ({share:.0%} of possible), last at {last:.1f} s, "
+                  f"statuses {by_status}, answered after the deadline {late}")
+            if share < 0.9 or late or unexpected:
+                failed = True
+        return 1 if failed else 0
+    finally:
+        grender.terminate()
+        stub.terminate()
+        grender.wait(timeout=15)
+
+
+
 # The soak's mix: (kind, share, page, extra query, expected outcome).
 SOAK_MIX = [
     ("panel", 50, "/d-solo/soak{i}/p", {}, "png"),
@@ -296,16 +387,16 @@ def soak(args):
 def main():
     global PROFILE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["kill", "overload", "soak"])
-    ap.add_argument("-n", type=int, help="kills (default 50), requests (default 300) or renders (default 2000)")
+    ap.add_argument("mode", choices=["kill", "overload", "soak", "storm"])
+    ap.add_argument("-n", type=int, help="kills (default 50), requests (default 300; storm 150) or renders (default 2000)")
     ap.add_argument("--debug", action="store_true", help="use the debug builds (faster to build, for CI)")
     ap.add_argument("--max-rss-mib", type=int, default=3072, help="overload: peak RSS bound (default 3072)")
     args = ap.parse_args()
     if args.debug:
         PROFILE = "debug"
     if args.n is None:
-        args.n = {"kill": 50, "overload": 300, "soak": 2000}[args.mode]
-    sys.exit({"kill": kill, "overload": overload, "soak": soak}[args.mode](args))
+        args.n = {"kill": 50, "overload": 300, "soak": 2000, "storm": 150}[args.mode]
+    sys.exit({"kill": kill, "overload": overload, "soak": soak, "storm": storm}[args.mode](args))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-//! Prometheus metrics under the official services' names — the Go service's (SPEC F.1)
-//! and the Node service's (SPEC F.2), so both published dashboards keep working — plus
+//! Prometheus metrics under the official services' names — the Go service's
+//! and the Node service's, so both published dashboards keep working — plus
 //! grender's own (queue, coalescing, browser restarts, Chromium memory).
 
 use std::time::Duration;

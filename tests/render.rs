@@ -355,6 +355,52 @@ async fn fresh_contexts_per_render_keep_nothing_either() {
 }
 
 #[tokio::test]
+async fn idle_tabs_are_given_back_down_to_one_warm_tab() {
+    let Some(h) = Harness::start(&["--render.concurrency=3", "--browser.idle-timeout=1s"]).await
+    else {
+        return;
+    };
+    let panel = |n: u32| h.dashboard(&format!("/d-solo/idle{n}/p"), "delay=500");
+    async fn burst(h: &Harness, from: u32) {
+        let panel = |n: u32| h.dashboard(&format!("/d-solo/idle{n}/p"), "delay=500");
+        let (p0, p1, p2) = (panel(from), panel(from + 1), panel(from + 2));
+        let (a, b, c) = tokio::join!(
+            h.render(&p0, &[("height", "500")]),
+            h.render(&p1, &[("height", "500")]),
+            h.render(&p2, &[("height", "500")]),
+        );
+        for r in [a, b, c] {
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    }
+    burst(&h, 0).await;
+    let browser = h.browser();
+    let opened = browser.tabs.opened();
+    assert_eq!(opened, 3, "three renders at once use three contexts");
+    // Idle for longer than browser.idle-timeout: down to one warm tab.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while browser.tabs.counts() != (1, 1) {
+        assert!(
+            std::time::Instant::now() < until,
+            "tabs (idle, total) {:?} after idling",
+            browser.tabs.counts()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The next render takes the warm tab: no context is opened for it.
+    assert_eq!(h.render(&panel(10), &[("height", "500")]).await.status, 200);
+    assert_eq!(browser.tabs.opened(), opened);
+    // A new burst opens what it needs again.
+    burst(&h, 20).await;
+    assert!(
+        browser.tabs.opened() >= opened + 2,
+        "{}",
+        browser.tabs.opened()
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn concurrent_renders_each_carry_only_their_own_render_key() {
     let Some(h) = Harness::start(&["--render.concurrency=4"]).await else {
         return;

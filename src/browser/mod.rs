@@ -98,6 +98,8 @@ pub struct BrowserOptions {
     pub memory_budget_mib: u64,
     /// What every tab gets before its first render (the page's binding and scripts).
     pub tab_setup: Arc<TabSetup>,
+    /// Idle tabs beyond one are closed after this long (zero: never).
+    pub idle_timeout: Duration,
     /// Counts every Chromium launched (`grender_browser_launches_total`).
     pub launches: prometheus::IntCounter,
 }
@@ -357,6 +359,7 @@ impl Launcher {
                     self.opts.launches.inc();
                     let live = Arc::new(live);
                     pool::watch_crashes(&live);
+                    pool::shrink_when_idle(&live);
                     pool::prewarm(&live, 1).await;
                     return Some(Running {
                         live,
@@ -509,7 +512,7 @@ async fn connect(
         .await
         .map_err(|e| format!("cannot connect to Chromium's DevTools socket: {e}"))?;
     // The handler must be polled in its own task and stop at the first error: after a
-    // broken websocket it would otherwise stay pending forever (STACK.md pitfall 1).
+    // broken websocket it would otherwise stay pending forever (a known chromiumoxide pitfall).
     let closing = shutdown.clone();
     let handler_task = tokio::spawn(async move {
         while let Some(event) = handler.next().await {
@@ -536,7 +539,12 @@ async fn connect(
             version,
             pid,
             generation,
-            tabs: pool::TabPool::new(opts.tabs, opts.context_reuse, opts.tab_setup.clone()),
+            tabs: pool::TabPool::new(
+                opts.tabs,
+                opts.context_reuse,
+                opts.tab_setup.clone(),
+                opts.idle_timeout,
+            ),
             renders: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             retired: AtomicBool::new(false),

@@ -10,6 +10,11 @@
 //! cacheable: its static assets. Concurrent renders always use different contexts.
 //! After `max_uses` renders, or any doubt about its state, a context is disposed.
 //! See docs/adr/0003.
+//!
+//! Tabs are opened on demand (one warm at start) and given back when the load goes: a tab
+//! idle for `idle_timeout` is disposed, down to one, which keeps Grafana's cached assets warm
+//! for the next render ([`shrink_when_idle`]). Idle tabs are lent most recently used first, so
+//! the ones that age are the ones a quieter load no longer needs.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +53,8 @@ pub struct Tab {
     pub context_id: BrowserContextId,
     pub page: Page,
     uses: u32,
+    /// When it was last given back to the pool.
+    idle_since: std::time::Instant,
 }
 
 /// The tabs of one browser: at most `capacity` exist (one per concurrent render);
@@ -62,6 +69,8 @@ pub struct TabPool {
     max_uses: u32,
     opened: AtomicU64,
     setup: Arc<TabSetup>,
+    /// Idle tabs beyond one are disposed after this long (zero: never).
+    idle_timeout: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -73,7 +82,12 @@ struct PoolState {
 
 impl TabPool {
     /// A pool of up to `capacity` tabs whose contexts serve `max_uses` renders each.
-    pub fn new(capacity: usize, max_uses: u32, setup: Arc<TabSetup>) -> Self {
+    pub fn new(
+        capacity: usize,
+        max_uses: u32,
+        setup: Arc<TabSetup>,
+        idle_timeout: std::time::Duration,
+    ) -> Self {
         TabPool {
             state: Mutex::new(PoolState::default()),
             returned: tokio::sync::Notify::new(),
@@ -82,12 +96,35 @@ impl TabPool {
             max_uses: max_uses.max(1),
             opened: AtomicU64::new(0),
             setup,
+            idle_timeout,
         }
     }
 
     /// Contexts opened so far (tests and metrics: shows reuse).
     pub fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Tabs waiting for a render now, and tabs in existence (idle, lent, being scrubbed).
+    pub fn counts(&self) -> (usize, usize) {
+        self.state
+            .lock()
+            .map(|s| (s.idle.len(), s.total))
+            .unwrap_or((0, 0))
+    }
+
+    /// Takes out the idle tabs (all but the most recently used one) that have waited
+    /// `idle_timeout` or longer, for disposal.
+    fn take_expired(&self) -> Vec<Tab> {
+        let Ok(mut state) = self.state.lock() else {
+            return Vec::new();
+        };
+        let mut expired = Vec::new();
+        // Lent last-in first-out: the oldest idle tab is the first.
+        while state.idle.len() > 1 && state.idle[0].idle_since.elapsed() >= self.idle_timeout {
+            expired.push(state.idle.remove(0));
+        }
+        expired
     }
 
     /// Notes that the renderer of `target` crashed, so its tab is never lent again.
@@ -115,7 +152,8 @@ impl TabPool {
         }
     }
 
-    fn put_idle(&self, tab: Tab) {
+    fn put_idle(&self, mut tab: Tab) {
+        tab.idle_since = std::time::Instant::now();
         if let Ok(mut state) = self.state.lock() {
             state.idle.push(tab);
         }
@@ -181,6 +219,7 @@ pub async fn open_tab(browser: &LiveBrowser) -> Result<Tab, RenderError> {
                 context_id,
                 page,
                 uses: 0,
+                idle_since: std::time::Instant::now(),
             })
         }
         Err(e) => {
@@ -261,6 +300,32 @@ pub fn watch_crashes(browser: &Arc<LiveBrowser>) {
                     None => return,
                 },
                 _ = browser.died.cancelled() => return,
+            }
+        }
+    });
+}
+
+/// Disposes tabs that stayed idle for the pool's idle timeout, down to one, for as long as
+/// `browser` lives: an idle service holds one warm tab, not one per render slot.
+pub fn shrink_when_idle(browser: &Arc<LiveBrowser>) {
+    let timeout = browser.tabs.idle_timeout;
+    if timeout.is_zero() {
+        return;
+    }
+    let browser = browser.clone();
+    let every = (timeout / 4).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(10),
+    );
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = browser.died.cancelled() => return,
+            }
+            for tab in browser.tabs.take_expired() {
+                tracing::debug!("disposing a tab idle for {timeout:?}");
+                dispose(&browser, tab).await;
             }
         }
     });

@@ -223,6 +223,11 @@ pub struct ChromiumOptions {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub context_reuse: u32,
 
+    /// Close warm tabs (each a browser context and a renderer process) that stayed unused this
+    /// long, down to one, which keeps Grafana's cached assets for the next render (0: never).
+    #[arg(long = "browser.idle-timeout", env = "BROWSER_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
     /// Restart Chromium after this many renders, draining renders in flight first (0: never).
     #[arg(
         long = "browser.recycle-after",
@@ -429,7 +434,7 @@ pub struct RenderOptions {
 }
 
 impl RenderOptions {
-    /// Renders running at once: two per core, the knee measured in STACK.md on 2 cores.
+    /// Renders running at once: two per core, the knee of throughput measured on 2 cores.
     pub fn effective_concurrency(&self) -> usize {
         self.concurrency.unwrap_or_else(|| {
             std::thread::available_parallelism()

@@ -2,7 +2,7 @@
 //! with zero margins at scale 1 / deviceScaleFactor, as the official service does), and the
 //! page count of a printed PDF.
 
-/// Paper sizes in inches, as the official Go service gives them to Chrome (SPEC A.4; they
+/// Paper sizes in inches, as the official Go service gives them to Chrome (they
 /// differ from puppeteer's to match what Chrome really outputs).
 const PAPERS: [(&str, f64, f64); 11] = [
     ("letter", 8.5, 11.0),

@@ -3,8 +3,14 @@
 //!
 //! Under an alert storm it is better to say "429, retry in N s" at once than to let a
 //! request wait in line only to time out: Grafana then shows its "too many requests"
-//! state immediately and the slots go to requests that can still make it. The estimate
-//! uses a moving average of recent render times.
+//! state immediately and the slots go to requests that can still make it. But every picture
+//! that can be made in time should be: the estimate is the slots' measured service rate
+//! (`concurrency` renders per moving-average render time), a request is admitted when its turn
+//! (`ahead + 1` renders at that rate) plus its own render fits in what is left of its deadline,
+//! and before any render has finished (a freshly started service in a storm) requests are
+//! admitted optimistically and judged again when they get their slot: a request whose slot
+//! comes too late for a render of average length is refused then, without starting a render
+//! that could not finish.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,9 +21,6 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::error::RenderError;
 use crate::metrics::Metrics;
 use crate::request::{Deadline, Stage};
-
-/// Render time assumed before any render has finished.
-const FIRST_ESTIMATE: Duration = Duration::from_millis(1000);
 
 /// The queue's state now (its counters are metrics, counted where they happen).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,10 +83,11 @@ impl RenderQueue {
             });
     }
 
-    fn render_estimate(&self) -> Duration {
+    /// The moving average of a render's duration; `None` before the first render finished.
+    fn render_estimate(&self) -> Option<Duration> {
         match self.render_ms_avg.load(Ordering::Relaxed) {
-            0 => FIRST_ESTIMATE,
-            ms => Duration::from_millis(ms),
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
         }
     }
 
@@ -96,9 +100,10 @@ impl RenderQueue {
         let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
         let _leave = LeaveQueue(&self.waiting);
         let render = self.render_estimate();
-        // Everyone ahead (and this request) is served `concurrency` at a time.
-        let expected_wait = render * (ahead / self.concurrency + 1) as u32;
-        let retry_after = expected_wait.as_secs().max(1);
+        // The slots serve `concurrency` renders per average render time; this request's turn
+        // comes after the `ahead` waiting before it and one more render ends.
+        let expected_wait = render.map(|r| r * (ahead as u32 + 1) / self.concurrency as u32);
+        let retry_after = expected_wait.map_or(1, |w| w.as_secs().max(1));
         if ahead >= self.queue_size {
             self.metrics.queue_refused.inc();
             return Err(RenderError::Overloaded {
@@ -106,12 +111,14 @@ impl RenderQueue {
                 retry_after,
             });
         }
-        if expected_wait + render > deadline.remaining() {
+        if let (Some(render), Some(wait)) = (render, expected_wait)
+            && wait + render > deadline.remaining()
+        {
             self.metrics.queue_refused.inc();
             return Err(RenderError::Overloaded {
                 reason: format!(
                     "it would wait about {:.1}s for a render slot and could not finish within its {:.1}s left",
-                    expected_wait.as_secs_f64(),
+                    wait.as_secs_f64(),
                     deadline.remaining().as_secs_f64()
                 ),
                 retry_after,
@@ -124,10 +131,26 @@ impl RenderQueue {
         self.metrics
             .queue_wait_seconds
             .inc_by(started.elapsed().as_secs_f64());
-        slot?.map_err(|_| RenderError::BrowserUnavailable("the service is shutting down".into()))
+        let slot = slot?
+            .map_err(|_| RenderError::BrowserUnavailable("the service is shutting down".into()))?;
+        // Admitted without a measurement, or the estimate was wrong: a render of average
+        // length that cannot end in time is not started.
+        if let Some(render) = self.render_estimate()
+            && render > deadline.remaining()
+        {
+            self.metrics.queue_refused.inc();
+            return Err(RenderError::Overloaded {
+                reason: format!(
+                    "its render slot came with {:.1}s left, less than a render takes (about {:.1}s)",
+                    deadline.remaining().as_secs_f64(),
+                    render.as_secs_f64()
+                ),
+                retry_after: render.as_secs().max(1),
+            });
+        }
+        Ok(slot)
     }
 }
-
 /// Decrements the queue count however the wait ends.
 struct LeaveQueue<'a>(&'a AtomicUsize);
 
@@ -172,5 +195,68 @@ mod tests {
         assert_eq!((stats.in_flight, stats.waiting), (1, 0));
         assert_eq!(metrics.queue_refused.get(), 2);
         assert!(metrics.queue_wait_seconds.get() > 0.0);
+    }
+
+    #[tokio::test]
+    async fn the_turn_is_judged_by_the_slots_service_rate() {
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let q = RenderQueue::new(4, 100, metrics.clone());
+        q.record_render(Duration::from_millis(600));
+        let long = Deadline::after(Duration::from_secs(60));
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(q.enter(&long).await.expect("free slot"));
+        }
+        // Four slots serve a 0.6 s render every 0.15 s: 29 waiting ahead → a turn after 4.5 s,
+        // plus its own 0.6 s, fits in 5.2 s; 33 ahead (5.1 s) does not.
+        q.waiting.store(29, Ordering::SeqCst);
+        let five = Deadline::after(Duration::from_millis(5200));
+        let waiter = q.enter(&five);
+        let waiting = async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            assert_eq!(q.stats().waiting, 30, "admitted to wait its turn");
+            q.waiting.store(33, Ordering::SeqCst);
+            let late = q.enter(&Deadline::after(Duration::from_millis(5200))).await;
+            assert!(matches!(late, Err(RenderError::Overloaded { .. })));
+            q.waiting.store(1, Ordering::SeqCst);
+            drop(held.pop());
+        };
+        let (slot, ()) = tokio::join!(waiter, waiting);
+        assert!(slot.is_ok());
+        assert_eq!(metrics.queue_refused.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn without_a_measurement_requests_wait_and_are_judged_at_their_slot() {
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let q = RenderQueue::new(1, 100, metrics.clone());
+        let held = q.enter(&Deadline::after(Duration::from_secs(60))).await;
+        // A fresh service knows no render time: a short deadline still waits its turn.
+        let short = Deadline::after(Duration::from_millis(700));
+        let waiter = q.enter(&short);
+        let finish = async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            assert_eq!(q.stats().waiting, 1, "admitted optimistically");
+            // The first render ends: it took 0.5 s, more than the 0.3 s the waiter has left.
+            q.record_render(Duration::from_millis(500));
+            drop(held);
+        };
+        let (slot, ()) = tokio::join!(waiter, finish);
+        match slot {
+            Err(RenderError::Overloaded { reason, .. }) => {
+                assert!(reason.contains("slot came"), "{reason}")
+            }
+            other => panic!(
+                "expected a refusal at the slot, got {:?}",
+                other.map(|_| ())
+            ),
+        }
+        assert_eq!(metrics.queue_refused.get(), 1);
+        // Its slot was given back.
+        assert!(
+            q.enter(&Deadline::after(Duration::from_secs(5)))
+                .await
+                .is_ok()
+        );
     }
 }

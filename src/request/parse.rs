@@ -1,5 +1,5 @@
 //! Turning `/render` query parameters into a typed [`RenderRequest`], the way the
-//! official Go service reads them (SPEC A.4), with clear 400/403 messages.
+//! official Go service reads them, with clear 400/403 messages.
 
 use std::time::Duration;
 
@@ -335,7 +335,7 @@ fn picture_options(
     }))
 }
 
-/// Parses the `/render/csv` query (SPEC A.6): the same url, timeout, time zone, render key
+/// Parses the `/render/csv` query: the same url, timeout, time zone, render key
 /// and language rules as `/render`, `encoding` empty or `csv`, and an optional download name.
 pub fn parse_csv_query(
     query: &str,

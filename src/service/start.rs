@@ -41,6 +41,7 @@ impl Service {
             recycle_after: opts.browser.recycle_after,
             memory_budget_mib: opts.browser.memory_budget_mib,
             tab_setup: Arc::new(crate::page::tab_setup()),
+            idle_timeout: opts.browser.idle_timeout,
             launches: metrics.browser_launches.clone(),
         });
         let allowed_origins = opts.server.allowed_origins();
