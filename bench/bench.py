@@ -9,7 +9,8 @@ application bundle unless --bundle-kib 0) and grender on free loopback ports, th
                (target/release/examples/cdp_floor): navigate, wait for readiness, capture
   sequential   N renders one after another: p50 / p90
   concurrent   C clients at once for each C in --clients: throughput, p50, errors
-  memory       peak RSS of grender plus its whole Chromium tree during all of the above
+  memory       peak RSS of grender plus its whole Chromium tree during all of the above, and
+               RSS / PSS peaks per concurrency level (--idle-wait 60: also after a minute idle)
 
 and prints grender's figures as ratios to the floor measured in the same run.
 
@@ -36,13 +37,69 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RELEASE = os.path.join(ROOT, "target", "release")
+RELEASE = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release")
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def tree_pids(root_pid):
+    """root_pid and all its descendants."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    out, stack = [], [root_pid]
+    while stack:
+        pid = stack.pop()
+        out.append(pid)
+        stack.extend(children.get(pid, []))
+    return out
+
+
+def tree_mem_kib(root_pid):
+    """(RSS, PSS) in KiB summed over root_pid's tree. PSS shares each page among the processes
+    mapping it, so the sum is what the tree really costs (RSS counts shared pages once per process)."""
+    rss = pss = 0
+    for pid in tree_pids(root_pid):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return rss, pss
+
+
+class MemSampler(threading.Thread):
+    """Peak RSS and PSS of a process tree, per named phase of the run."""
+
+    def __init__(self, pid, every=0.1):
+        super().__init__(daemon=True)
+        self.pid, self.every, self.running, self.phase, self.peaks = pid, every, True, "start", {}
+
+    def run(self):
+        while self.running:
+            rss, pss = tree_mem_kib(self.pid)
+            old = self.peaks.get(self.phase, (0, 0))
+            self.peaks[self.phase] = (max(old[0], rss), max(old[1], pss))
+            time.sleep(self.every)
+
+    def peak(self, phase):
+        rss, pss = self.peaks.get(phase, (0, 0))
+        return f"RSS {rss / 1024:.0f} MiB / PSS {pss / 1024:.0f} MiB"
 
 
 def tree_rss_kib(root_pid):
@@ -191,6 +248,8 @@ def main():
     ap.add_argument("--pid", type=int, help="grender pid to sample RSS of, with --grender")
     ap.add_argument("--no-floor", action="store_true")
     ap.add_argument("--storm", type=int, default=100, help="identical requests sent at once (0: skip)")
+    ap.add_argument("--idle-wait", type=int, default=0,
+                    help="then wait this many seconds without requests and report the idle memory (e.g. 60)")
     ap.add_argument("--soak", type=int, default=0,
                     help="then render this many more times (4 clients) and compare the Chromium tree's RSS "
                          "after 100 renders with after all of them")
@@ -241,8 +300,10 @@ def main():
         url, headers = url_for(), {"X-Auth-Token": args.token}
         idle = tree_rss_kib(pid) if pid else 0
         sampler = RssSampler(pid) if pid else None
+        mem = MemSampler(pid) if pid else None
         if sampler:
             sampler.start()
+            mem.start()
         cold, cold_errors = sequential(url, headers, 1)
         _, warm_errors = sequential(url, headers, args.warmup)
         if warm_errors:
@@ -263,6 +324,8 @@ def main():
         one = None
         offset = 0
         for c in [int(x) for x in args.clients.split(",") if x]:
+            if mem:
+                mem.phase = f"{c} clients"
             rate, times, errors = concurrent(lambda n: url_for(offset + n), headers, c, args.per_client)
             offset += c * args.per_client
             if c == 1:
@@ -270,6 +333,8 @@ def main():
             ratio = f"  = {rate / one:.2f} x one client" if one and c != 1 else ""
             print(f"grender {c:2d} clients  {rate:5.2f} renders/s  p50 {statistics.median(times):6.0f} ms  "
                   f"errors {errors}{ratio}   (distinct pictures)")
+        if mem:
+            mem.phase = "storm"
         if args.storm:
             start = time.perf_counter()
             _, times, errors = concurrent(lambda n: url, headers, args.storm, 1)
@@ -279,6 +344,16 @@ def main():
             sampler.running = False
             sampler.join()
             print(f"RSS of grender + Chromium tree: idle {idle / 1024:.0f} MiB, peak {sampler.peak / 1024:.0f} MiB")
+            levels = [int(x) for x in args.clients.split(",") if x]
+            print("memory of the tree, peaks: " + "; ".join(f"{c} clients {mem.peak(f'{c} clients')}" for c in levels))
+        if mem and args.idle_wait:
+            mem.phase = "idle"
+            time.sleep(args.idle_wait)
+            rss, pss = tree_mem_kib(pid)
+            print(f"memory of the tree after {args.idle_wait} s without requests: RSS {rss / 1024:.0f} MiB / "
+                  f"PSS {pss / 1024:.0f} MiB")
+        if mem:
+            mem.running = False
         if args.soak and pid:
             soak(lambda n: url_for(10_000_000 + n), headers, pid, args.soak)
         status, body = get(f"{base}/metrics")

@@ -482,6 +482,8 @@ pub struct ConfigError(pub String);
 
 impl ServerOptions {
     /// Cross-option checks that clap cannot express; gives the message a user needs to fix it.
+    /// (`browser.override` values are checked where they are resolved, once, by
+    /// [`ServerOptions::request_defaults_by_url`].)
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError(m));
         self.request.validate().map_err(ConfigError)?;
@@ -491,7 +493,6 @@ impl ServerOptions {
                 "server.auth-token is empty; set it to Grafana's [rendering] renderer_token".into(),
             );
         }
-        self.request_defaults_by_url()?;
         for (name, file) in [
             ("browser.ca-file", &browser.ca_file),
             ("server.certificate-file", &server.certificate_file),

@@ -6,7 +6,8 @@
 //! state immediately and the slots go to requests that can still make it. But every picture
 //! that can be made in time should be: the estimate is the slots' measured service rate
 //! (`concurrency` renders per moving-average render time), a request is admitted when its turn
-//! (`ahead + 1` renders at that rate) plus its own render fits in what is left of its deadline,
+//! (`ahead + 1` renders at that rate, taken a quarter faster) plus its own render fits in what
+//! is left of its deadline, and judged again while it waits,
 //! and before any render has finished (a freshly started service in a storm) requests are
 //! admitted optimistically and judged again when they get their slot: a request whose slot
 //! comes too late for a render of average length is refused then, without starting a render
@@ -21,6 +22,9 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::error::RenderError;
 use crate::metrics::Metrics;
 use crate::request::{Deadline, Stage};
+
+/// How often a waiting request checks whether its turn can still come in time.
+const RECHECK: Duration = Duration::from_millis(50);
 
 /// The queue's state now (its counters are metrics, counted where they happen).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,8 +105,11 @@ impl RenderQueue {
         let _leave = LeaveQueue(&self.waiting);
         let render = self.render_estimate();
         // The slots serve `concurrency` renders per average render time; this request's turn
-        // comes after the `ahead` waiting before it and one more render ends.
-        let expected_wait = render.map(|r| r * (ahead as u32 + 1) / self.concurrency as u32);
+        // comes after the `ahead` waiting before it and one more render ends. The rate is taken
+        // a quarter faster than measured: renders vary, and a turn is judged again while it
+        // waits, so optimism costs at most a later 429, never a late answer.
+        let expected_wait =
+            render.map(|r| r * 4 * (ahead as u32 + 1) / (5 * self.concurrency as u32));
         let retry_after = expected_wait.map_or(1, |w| w.as_secs().max(1));
         if ahead >= self.queue_size {
             self.metrics.queue_refused.inc();
@@ -126,29 +133,50 @@ impl RenderQueue {
         }
         let started = tokio::time::Instant::now();
         let slot = deadline
-            .run(Stage::WaitingForSlot, self.slots.acquire())
+            .run(Stage::WaitingForSlot, self.wait_for_slot(deadline))
             .await;
         self.metrics
             .queue_wait_seconds
             .inc_by(started.elapsed().as_secs_f64());
-        let slot = slot?
-            .map_err(|_| RenderError::BrowserUnavailable("the service is shutting down".into()))?;
-        // Admitted without a measurement, or the estimate was wrong: a render of average
-        // length that cannot end in time is not started.
-        if let Some(render) = self.render_estimate()
-            && render > deadline.remaining()
-        {
+        slot?
+    }
+
+    /// Waits for a slot while a render of average length can still end in time: admitted
+    /// without a measurement, or on an estimate that proved wrong, a request whose turn comes
+    /// too late is refused (429) rather than started, or left to time out.
+    async fn wait_for_slot(&self, deadline: &Deadline) -> Result<Slot<'_>, RenderError> {
+        let too_late = |render: Duration| {
             self.metrics.queue_refused.inc();
-            return Err(RenderError::Overloaded {
+            RenderError::Overloaded {
                 reason: format!(
-                    "its render slot came with {:.1}s left, less than a render takes (about {:.1}s)",
+                    "its turn for a render slot had not come with {:.1}s left, less than a render takes \
+                     (about {:.1}s)",
                     deadline.remaining().as_secs_f64(),
                     render.as_secs_f64()
                 ),
                 retry_after: render.as_secs().max(1),
-            });
+            }
+        };
+        let acquire = self.slots.acquire();
+        tokio::pin!(acquire);
+        let slot = loop {
+            tokio::select! {
+                slot = &mut acquire => break slot,
+                _ = tokio::time::sleep(RECHECK) => {
+                    if let Some(render) = self.render_estimate()
+                        && render > deadline.remaining()
+                    {
+                        return Err(too_late(render));
+                    }
+                }
+            }
+        };
+        let slot = slot
+            .map_err(|_| RenderError::BrowserUnavailable("the service is shutting down".into()))?;
+        match self.render_estimate() {
+            Some(render) if render > deadline.remaining() => Err(too_late(render)),
+            _ => Ok(slot),
         }
-        Ok(slot)
     }
 }
 /// Decrements the queue count however the wait ends.
@@ -171,10 +199,10 @@ mod tests {
         q.record_render(Duration::from_secs(2));
         let long = Deadline::after(Duration::from_secs(60));
         let held = q.enter(&long).await.expect("free slot");
-        // 2 s of waiting + 2 s of rendering do not fit in 3 s.
+        // 1.6 s of waiting (2 s taken a quarter faster) + 2 s of rendering do not fit in 3 s.
         let short = Deadline::after(Duration::from_secs(3));
         match q.enter(&short).await {
-            Err(RenderError::Overloaded { retry_after, .. }) => assert_eq!(retry_after, 2),
+            Err(RenderError::Overloaded { retry_after, .. }) => assert_eq!(retry_after, 1),
             other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
         }
         // Fits: waits, and gets the slot when it is freed.
@@ -207,15 +235,15 @@ mod tests {
         for _ in 0..4 {
             held.push(q.enter(&long).await.expect("free slot"));
         }
-        // Four slots serve a 0.6 s render every 0.15 s: 29 waiting ahead → a turn after 4.5 s,
-        // plus its own 0.6 s, fits in 5.2 s; 33 ahead (5.1 s) does not.
-        q.waiting.store(29, Ordering::SeqCst);
+        // Four slots serve a 0.6 s render every 0.15 s, taken as every 0.12 s: 37 waiting ahead
+        // → a turn after 4.56 s, plus its own 0.6 s, fits in 5.2 s; 41 ahead (5.04 s) does not.
+        q.waiting.store(37, Ordering::SeqCst);
         let five = Deadline::after(Duration::from_millis(5200));
         let waiter = q.enter(&five);
         let waiting = async {
             tokio::time::sleep(Duration::from_millis(30)).await;
-            assert_eq!(q.stats().waiting, 30, "admitted to wait its turn");
-            q.waiting.store(33, Ordering::SeqCst);
+            assert_eq!(q.stats().waiting, 38, "admitted to wait its turn");
+            q.waiting.store(41, Ordering::SeqCst);
             let late = q.enter(&Deadline::after(Duration::from_millis(5200))).await;
             assert!(matches!(late, Err(RenderError::Overloaded { .. })));
             q.waiting.store(1, Ordering::SeqCst);
@@ -227,7 +255,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_a_measurement_requests_wait_and_are_judged_at_their_slot() {
+    async fn without_a_measurement_requests_wait_and_are_refused_once_too_late() {
         let metrics = Arc::new(Metrics::new().unwrap());
         let q = RenderQueue::new(1, 100, metrics.clone());
         let held = q.enter(&Deadline::after(Duration::from_secs(60))).await;
@@ -244,7 +272,7 @@ mod tests {
         let (slot, ()) = tokio::join!(waiter, finish);
         match slot {
             Err(RenderError::Overloaded { reason, .. }) => {
-                assert!(reason.contains("slot came"), "{reason}")
+                assert!(reason.contains("had not come"), "{reason}")
             }
             other => panic!(
                 "expected a refusal at the slot, got {:?}",
@@ -252,7 +280,7 @@ mod tests {
             ),
         }
         assert_eq!(metrics.queue_refused.get(), 1);
-        // Its slot was given back.
+        // No slot was taken by it.
         assert!(
             q.enter(&Deadline::after(Duration::from_secs(5)))
                 .await
