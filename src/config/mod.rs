@@ -225,7 +225,7 @@ pub struct ChromiumOptions {
 
     /// Close warm tabs (each a browser context and a renderer process) that stayed unused this
     /// long, down to one, which keeps Grafana's cached assets for the next render (0: never).
-    #[arg(long = "browser.idle-timeout", env = "BROWSER_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long = "browser.idle-timeout", env = "BROWSER_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
     /// Restart Chromium after this many renders, draining renders in flight first (0: never).
