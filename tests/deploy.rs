@@ -130,6 +130,14 @@ fn the_dockerfile_runs_grender_under_tini_as_a_numeric_user_with_a_healthcheck()
         assert!(docker.contains(pkg), "{pkg}");
     }
     assert!(docker.contains("LANG=en_US.UTF-8"));
+    // Grafana's Helm chart gives the address as the Node service's HTTP_HOST/HTTP_PORT,
+    // which grender reads only when SERVER_ADDR is not set: the image must not set it.
+    assert!(
+        !docker
+            .lines()
+            .any(|l| l.trim_start().starts_with("ENV") && l.contains("SERVER_ADDR")),
+        "an ENV SERVER_ADDR in the image hides the Helm chart's HTTP_PORT"
+    );
 }
 
 /// A validator from scripts/deps.sh, or None (with a notice) where it may be missing.
