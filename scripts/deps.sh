@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Installs what grender needs at run time and test time, if it is missing:
 # Chromium (the lighter headless shell, plus the full browser as a fallback) and
-# fonts with CJK coverage, from the OS packages (Debian/Ubuntu). For the packaging tests
-# (tests/deploy.rs): Debian's docker-compose, whose `config` validates docker-compose.yml
-# against the Compose schema, and kubernetes-validate (pinned, with the Kubernetes schemas
-# bundled, so no network is needed) in a virtualenv at /opt/grender-tools.
+# fonts with CJK coverage, from the OS packages (Debian/Ubuntu). What only the tests need is
+# installed by scripts/test-deps.sh.
 set -euo pipefail
 
-packages=(chromium-headless-shell chromium fonts-noto-cjk fonts-liberation libnss3-tools docker-compose python3-venv)
+packages=(chromium-headless-shell chromium fonts-noto-cjk fonts-liberation libnss3-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -23,17 +21,5 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   # chromium-headless-shell is missing from some releases; the full browser then serves.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk fonts-liberation libnss3-tools docker-compose python3-venv >/dev/null
-fi
-
-# kubernetes-validate and its dependencies, pinned, for tests/deploy.rs.
-tools=/opt/grender-tools
-kv_pins=(kubernetes-validate==1.37.0 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0
-  rpds-py==2026.9.1 attrs==26.1.0 PyYAML==6.0.4 packaging==26.4 importlib_resources==7.1.0 typing_extensions==4.16.0)
-if [[ "$("$tools/bin/kubernetes-validate" --version 2>/dev/null)" != *1.37.0* ]]; then
-  sudo=""
-  [[ $(id -u) -eq 0 ]] || sudo="sudo"
-  echo "Installing kubernetes-validate into $tools ..." >&2
-  $sudo /usr/bin/python3 -m venv "$tools"
-  $sudo "$tools/bin/pip" install -q --disable-pip-version-check "${kv_pins[@]}"
+    || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk fonts-liberation libnss3-tools >/dev/null
 fi
