@@ -65,13 +65,23 @@ pub(crate) fn note_unparsed(raw: &str) {
         .lock()
         .map(|mut w| w.insert(method.clone()))
         .unwrap_or(false);
-    if first {
+    if first && KNOWN_HARMLESS.contains(&method.as_str()) {
+        tracing::debug!(
+            method = %method,
+            "Chromium sent a CDP event the CDP client cannot parse; grender does not use it (counted in grender_cdp_unparsed_messages_total)"
+        );
+    } else if first {
         tracing::warn!(
             method = %method,
             "Chromium sent a CDP message the CDP client cannot parse; it is dropped (counted in grender_cdp_unparsed_messages_total, not logged further)"
         );
     }
 }
+
+/// Events that newer Chromium sends in a shape the CDP client's types do not know, and that
+/// grender never listens to (docs/adr/0010): counted, but no warning to alarm anyone (`grender
+/// doctor` printed it on every run).
+const KNOWN_HARMLESS: &[&str] = &["Network.requestWillBeSentExtraInfo"];
 
 /// Where chromiumoxide reports a message it could not parse, with the raw text in `msg`
 /// (at debug level; its handler then warns once more, without the text).
