@@ -104,24 +104,14 @@ class MemSampler(threading.Thread):
 
 def tree_rss_kib(root_pid):
     """Sum of VmRSS over root_pid and all its descendants."""
-    children, rss = {}, {}
     page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    total = 0
+    for pid in tree_pids(root_pid):
         try:
-            with open(f"/proc/{name}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{name}/statm") as f:
-                rss[int(name)] = int(f.read().split()[1]) * page_kib
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * page_kib
         except (OSError, IndexError, ValueError):
             continue
-        children.setdefault(ppid, []).append(int(name))
-    total, stack = 0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
     return total
 
 

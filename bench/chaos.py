@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,8 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, RssSampler, fetch, free_port, get, tree_rss_kib, wait_ready  # noqa: E402
+from bench import (ROOT, RssSampler, concurrent, fetch, free_port, get, sequential, tree_rss_kib,  # noqa: E402
+                   wait_ready)
 
 PROFILE = "release"
 
@@ -241,33 +243,12 @@ def burst(base, stub_port, n, tag, deadline):
 
 def throughput(base, stub_port, slots, renders):
     """(renders per second with every slot busy, median seconds of one render alone)."""
-    alone = []
-    for i in range(5):
-        t = time.perf_counter()
-        status, _ = get(render_url(base, stub_port, f"/d-solo/solo{i}/p?delay=200", timeout=60), {"X-Auth-Token": "-"})
-        if status == 200:
-            alone.append(time.perf_counter() - t)
-    counter, lock, done = iter(range(renders)), threading.Lock(), []
-
-    def client():
-        while True:
-            with lock:
-                i = next(counter, None)
-            if i is None:
-                return
-            status, _ = get(render_url(base, stub_port, f"/d-solo/rate{i}/p?delay=200", timeout=60),
-                            {"X-Auth-Token": "-"})
-            with lock:
-                done.append(status)
-
-    threads = [threading.Thread(target=client) for _ in range(slots * 2)]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    wall = time.perf_counter() - t
-    return sum(1 for s in done if s == 200) / wall, sorted(alone)[len(alone) // 2] if alone else 1.0
+    headers = {"X-Auth-Token": "-"}
+    alone, _ = sequential(render_url(base, stub_port, "/d-solo/solo/p?delay=200", timeout=60), headers, 5)
+    clients = slots * 2
+    rate, _, _ = concurrent(lambda n: render_url(base, stub_port, f"/d-solo/rate{n}/p?delay=200", timeout=60),
+                            headers, clients, max(1, renders // clients))
+    return rate, statistics.median(alone) / 1000
 
 
 def storm(args):

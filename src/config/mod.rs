@@ -576,7 +576,7 @@ impl ServerOptions {
 }
 
 /// Splits browser.flag values the Go way: a new flag starts at each "--".
-pub fn split_browser_flags(values: &[String]) -> Vec<String> {
+fn split_browser_flags(values: &[String]) -> Vec<String> {
     let mut flags = Vec::new();
     for value in values {
         for part in value.split(" --") {
