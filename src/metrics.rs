@@ -38,6 +38,7 @@ pub struct Metrics {
     pub coalesced: IntCounter,
     pub browser_renders: IntCounter,
     pub browser_launches: IntCounter,
+    pub app_reuse: IntCounterVec,
     pub chromium_rss: IntGauge,
     pub errors: IntCounterVec,
     pub limits_refused: IntCounterVec,
@@ -155,6 +156,13 @@ impl Metrics {
                 "grender_coalesced_requests_total",
                 "Requests answered by an identical render.",
             )?,
+            app_reuse: IntCounterVec::new(
+                Opts::new(
+                    "grender_app_reuse_total",
+                    "Renders by whether they reused a loaded Grafana app (outcome: reused, cold, fallback) and why not (reason).",
+                ),
+                &["outcome", "reason"],
+            )?,
             browser_renders: IntCounter::new(
                 "grender_browser_renders_total",
                 "Renders that reached the browser.",
@@ -205,6 +213,7 @@ impl Metrics {
             coalesced,
             browser_renders,
             browser_launches,
+            app_reuse,
             chromium_rss,
             errors,
             limits_refused

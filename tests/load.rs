@@ -4,28 +4,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Harness, TOKEN};
-
-/// A render key signed like Grafana's `renderAuthJWT` keys.
-fn jwt(user_id: i64, exp_offset: i64, secret: &str) -> String {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use hmac::Mac;
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + exp_offset;
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS512","typ":"JWT"}"#);
-    let claims = serde_json::json!({"renderUser": {"org_id": 1, "user_id": user_id, "org_role": "Admin"}, "exp": exp});
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let mut mac = hmac::Hmac::<sha2::Sha512>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{header}.{payload}").as_bytes());
-    format!(
-        "{header}.{payload}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
-}
+use common::{Harness, TOKEN, jwt};
 
 #[tokio::test]
 async fn a_hundred_identical_requests_share_one_browser_render() {

@@ -23,6 +23,7 @@ mod pdf;
 mod plugin;
 mod properties;
 mod render;
+mod reuse;
 mod sandbox;
 mod secrets;
 mod tall;

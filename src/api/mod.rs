@@ -293,7 +293,7 @@ async fn run(
                 .iter()
                 .map(|(stage, took)| format!("{}={}ms", stage.step_label(), took.as_millis()))
                 .collect();
-            tracing::info!(request = %id, status = 200, url = %target, mode = capture.mode.label(), bytes = capture.bytes.len(),
+            tracing::info!(request = %id, status = 200, url = %target, mode = capture.mode.label(), reuse = %capture.reuse, bytes = capture.bytes.len(),
                 ms = started.elapsed().as_millis() as u64, steps = %steps.join(" "), "rendered");
             let mut resp = (
                 [(header::CONTENT_TYPE, content_type)],

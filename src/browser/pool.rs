@@ -15,6 +15,12 @@
 //! idle for `idle_timeout` is disposed, down to one, which keeps Grafana's cached assets warm
 //! for the next render ([`shrink_when_idle`]). Idle tabs are lent most recently used first, so
 //! the ones that age are the ones a quieter load no longer needs.
+//!
+//! With warm app reuse (`render.reuse-app`, see [`parked`]) a tab may instead be *parked*
+//! unscrubbed, its Grafana app still loaded, for the next render of the same viewer only.
+
+mod parked;
+pub use parked::ParkedApp;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +61,8 @@ pub struct Tab {
     uses: u32,
     /// When it was last given back to the pool.
     idle_since: std::time::Instant,
+    /// The app left loaded for one viewer, while parked.
+    app: Option<ParkedApp>,
 }
 
 /// The tabs of one browser: at most `capacity` exist (one per concurrent render);
@@ -76,7 +84,9 @@ pub struct TabPool {
 #[derive(Default)]
 struct PoolState {
     idle: Vec<Tab>,
-    /// Tabs in existence or being opened: idle, lent or being scrubbed.
+    /// Unscrubbed tabs with an app loaded for one viewer, oldest first.
+    parked: Vec<Tab>,
+    /// Tabs in existence or being opened: idle, parked, lent or being scrubbed.
     total: usize,
 }
 
@@ -105,11 +115,12 @@ impl TabPool {
         self.opened.load(Ordering::Relaxed)
     }
 
-    /// Tabs waiting for a render now, and tabs in existence (idle, lent, being scrubbed).
+    /// Tabs waiting for a render now (scrubbed or parked), and tabs in existence (idle,
+    /// parked, lent, being scrubbed).
     pub fn counts(&self) -> (usize, usize) {
         self.state
             .lock()
-            .map(|s| (s.idle.len(), s.total))
+            .map(|s| (s.idle.len() + s.parked.len(), s.total))
             .unwrap_or((0, 0))
     }
 
@@ -220,6 +231,7 @@ pub async fn open_tab(browser: &LiveBrowser) -> Result<Tab, RenderError> {
                 page,
                 uses: 0,
                 idle_since: std::time::Instant::now(),
+                app: None,
             })
         }
         Err(e) => {
@@ -229,21 +241,31 @@ pub async fn open_tab(browser: &LiveBrowser) -> Result<Tab, RenderError> {
     }
 }
 
-/// Lends a tab to one render; see [`LeasedTab::give_back`].
-pub async fn lease(browser: &Arc<LiveBrowser>) -> Result<LeasedTab, RenderError> {
+/// Lends a tab to one render; see [`LeasedTab::give_back`]. With `want_app`, a tab parked
+/// with that key comes first, and comes with its [`ParkedApp`].
+pub async fn lease(
+    browser: &Arc<LiveBrowser>,
+    want_app: Option<&str>,
+) -> Result<(LeasedTab, Option<ParkedApp>), RenderError> {
     let pool = &browser.tabs;
+    let lent = |tab| LeasedTab {
+        browser: browser.clone(),
+        tab: Some(tab),
+        spoiled: Default::default(),
+    };
     loop {
         let returned = pool.returned.notified();
-        match pool.take_or_reserve()? {
+        match pool.take_or_reserve(want_app)? {
+            Taken::App(tab) => {
+                if let Some((tab, app)) = parked::unpark(browser, tab).await {
+                    return Ok((lent(tab), Some(app)));
+                }
+            }
             Taken::Idle(tab) => {
                 let crashed = pool.is_crashed(&tab);
-                let leased = LeasedTab {
-                    browser: browser.clone(),
-                    tab: Some(tab),
-                    spoiled: Default::default(),
-                };
+                let leased = lent(tab);
                 if !crashed {
-                    return Ok(leased);
+                    return Ok((leased, None));
                 }
                 drop(leased); // disposes the crashed tab's context and frees its place
             }
@@ -251,11 +273,14 @@ pub async fn lease(browser: &Arc<LiveBrowser>) -> Result<LeasedTab, RenderError>
                 let mut opening = Opening { pool, done: false };
                 let tab = open_tab(browser).await?;
                 opening.done = true;
-                return Ok(LeasedTab {
-                    browser: browser.clone(),
-                    tab: Some(tab),
-                    spoiled: Default::default(),
-                });
+                return Ok((lent(tab), None));
+            }
+            Taken::Parked(tab) => {
+                // Every tab is taken and one holds another viewer's app: it is scrubbed
+                // and lent, as any used tab would be.
+                if let Some(tab) = parked::unpark_scrubbed(browser, tab).await {
+                    return Ok((lent(tab), None));
+                }
             }
             Taken::Full => returned.await,
         }
@@ -263,24 +288,35 @@ pub async fn lease(browser: &Arc<LiveBrowser>) -> Result<LeasedTab, RenderError>
 }
 
 enum Taken {
+    /// A tab parked with the wanted key.
+    App(Tab),
     Idle(Tab),
     Reserved,
+    /// The oldest parked app, taken because there is no other room.
+    Parked(Tab),
     Full,
 }
 
 impl TabPool {
-    /// An idle tab, else room for a new one, else nothing until a tab comes back.
-    fn take_or_reserve(&self) -> Result<Taken, RenderError> {
+    /// The wanted app, else an idle tab, else room for a new one, else a parked tab to
+    /// scrub, else nothing until a tab comes back.
+    fn take_or_reserve(&self, want_app: Option<&str>) -> Result<Taken, RenderError> {
         let mut state = self
             .state
             .lock()
             .map_err(|_| RenderError::cdp("leasing a tab", "pool lock poisoned"))?;
+        if let Some(at) = want_app.and_then(|key| parked::find(&state.parked, key)) {
+            return Ok(Taken::App(state.parked.remove(at)));
+        }
         if let Some(tab) = state.idle.pop() {
             return Ok(Taken::Idle(tab));
         }
         if state.total < self.capacity {
             state.total += 1;
             return Ok(Taken::Reserved);
+        }
+        if !state.parked.is_empty() {
+            return Ok(Taken::Parked(state.parked.remove(0)));
         }
         Ok(Taken::Full)
     }
@@ -322,6 +358,10 @@ pub fn shrink_when_idle(browser: &Arc<LiveBrowser>) {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = browser.died.cancelled() => return,
+            }
+            for tab in browser.tabs.take_expired_apps() {
+                tracing::debug!("giving back an app idle for {timeout:?}");
+                parked::retire(&browser, tab).await;
             }
             for tab in browser.tabs.take_expired() {
                 tracing::debug!("disposing a tab idle for {timeout:?}");

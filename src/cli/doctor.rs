@@ -197,7 +197,7 @@ async fn check_grafana(report: &mut Report, service: &Service, grafana: &str) ->
     let deadline = crate::request::Deadline::after(Duration::from_secs(20));
     let probe = async {
         let browser = service.browsers().current(&deadline).await?;
-        let tab = pool::lease(&browser).await?;
+        let (tab, _) = pool::lease(&browser, None).await?;
         let result = async {
             tab.page()
                 .goto(health.as_str())

@@ -397,6 +397,13 @@ pub struct RenderOptions {
     )]
     pub isolation: Isolation,
 
+    /// Keep Grafana's app loaded between renders of the same verified viewer (a JWT render
+    /// key, or none) and move it to the next dashboard inside the page instead of loading
+    /// Grafana again; checked before every reuse, cold on any doubt (docs/adr/0013).
+    #[arg(long = "render.reuse-app", env = "RENDER_REUSE_APP", default_value = "false",
+          num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub reuse_app: bool,
+
     /// Renders running at once; the rest wait in the queue.
     #[arg(long = "render.concurrency", env = "RENDER_CONCURRENCY")]
     pub concurrency: Option<usize>,

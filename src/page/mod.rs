@@ -10,10 +10,12 @@ pub(crate) mod full_page;
 pub mod guard;
 pub mod navigate;
 pub mod readiness;
+pub(crate) mod reuse;
 pub(crate) mod watch;
 
 use std::sync::Arc;
 
+use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::target::EventTargetCrashed;
 use chromiumoxide::cdp::js_protocol::runtime::EventBindingCalled;
 use futures::StreamExt;
@@ -24,6 +26,7 @@ use crate::output::Output;
 use crate::request::{Progress, RenderRequest, Stage};
 use full_page::FullPage;
 pub use readiness::{ReadinessMode, ReadinessOptions};
+pub use reuse::AppReuse;
 
 /// Server-wide settings every page render needs.
 #[derive(Debug, Clone)]
@@ -36,6 +39,8 @@ pub struct PageOptions {
     pub max_csv_bytes: u64,
     /// Where renders may go.
     pub origins: guard::OriginPolicy,
+    /// Reuse a loaded Grafana app for the next render of the same verified viewer.
+    pub reuse_app: bool,
 }
 
 /// What every tab needs before its first render: Grafana's render binding and the query
@@ -57,69 +62,218 @@ pub struct Capture {
     pub file_name: Option<String>,
     /// Time spent in each step, for the request's log line.
     pub steps: Vec<(Stage, std::time::Duration)>,
+    /// Whether a loaded app drew it.
+    pub reuse: AppReuse,
 }
 
 /// Renders `req` (PNG or PDF) in a tab of its own context, lent by `browser`'s pool.
+/// `viewer` is the request's verified viewer, if any (for warm app reuse, see [`reuse`]).
+/// Also says whether a loaded app was used, whatever the result.
 pub async fn render(
     browser: &Arc<LiveBrowser>,
     req: &RenderRequest,
     opts: &PageOptions,
     progress: &Progress,
-) -> Result<Capture, RenderError> {
-    // A tab whose renderer died while idle (its crash not yet noted by the pool) fails
-    // before the page is loaded; such a failure is retried once on another tab.
-    match render_in_tab(browser, req, opts, progress).await {
-        Err(RenderError::PageCrashed) if !progress.reached(Stage::LoadingPage) => {
-            render_in_tab(browser, req, opts, progress).await
+    viewer: Option<&str>,
+) -> (Result<Capture, RenderError>, AppReuse) {
+    let plan = reuse::plan(req, opts.reuse_app, viewer);
+    let mut reused = AppReuse::Cold(match &plan {
+        reuse::Plan::Key(_) => "no-app",
+        reuse::Plan::Cold(why) => why,
+    });
+    let result = async {
+        progress.set(Stage::OpeningTab);
+        let (tab, app) = pool::lease(browser, plan.key()).await?;
+        let tab = match app {
+            Some(app) => match reuse_app(browser, tab, app, req, opts, progress).await {
+                Ok(capture) => {
+                    reused = AppReuse::Reused;
+                    return Ok(capture);
+                }
+                Err(why) => {
+                    tracing::debug!(
+                        reason = why.0,
+                        "a loaded app was not trusted; rendering cold"
+                    );
+                    reused = AppReuse::Fallback(why.0);
+                    progress.set(Stage::OpeningTab);
+                    pool::lease(browser, None).await?.0
+                }
+            },
+            None => tab,
+        };
+        // A tab whose renderer died while idle (its crash not yet noted by the pool) fails
+        // before the page is loaded; such a failure is retried once on another tab.
+        match cold(browser, tab, req, opts, progress, &plan).await {
+            Err(RenderError::PageCrashed) if !progress.reached(Stage::LoadingPage) => {
+                let tab = pool::lease(browser, None).await?.0;
+                cold(browser, tab, req, opts, progress, &plan).await
+            }
+            other => other,
         }
-        other => other,
     }
+    .await;
+    let result = result.map(|capture| Capture {
+        reuse: reused,
+        ..capture
+    });
+    (result, reused)
 }
 
-async fn render_in_tab(
-    browser: &Arc<LiveBrowser>,
-    req: &RenderRequest,
-    opts: &PageOptions,
-    progress: &Progress,
-) -> Result<Capture, RenderError> {
-    progress.set(Stage::OpeningTab);
+/// Resolves when `target`'s renderer crashes.
+async fn crash_of(
+    browser: &LiveBrowser,
+    target: chromiumoxide::cdp::browser_protocol::target::TargetId,
+) -> Result<impl std::future::Future<Output = ()> + use<>, RenderError> {
     let mut crashes = browser
         .cdp
         .event_listener::<EventTargetCrashed>()
         .await
         .map_err(|e| RenderError::cdp("listening for crashes", e))?;
-    let tab = pool::lease(browser).await?;
-    let page = tab.page();
-    let target_id = page.target_id().clone();
-    let crashed = async {
+    Ok(async move {
         while let Some(ev) = crashes.next().await {
-            if ev.target_id == target_id {
+            if ev.target_id == target {
                 return;
             }
         }
         std::future::pending::<()>().await
-    };
+    })
+}
+
+/// Renders in a freshly loaded page; parks the app afterwards when the plan allows it.
+async fn cold(
+    browser: &Arc<LiveBrowser>,
+    tab: pool::LeasedTab,
+    req: &RenderRequest,
+    opts: &PageOptions,
+    progress: &Progress,
+    plan: &reuse::Plan,
+) -> Result<Capture, RenderError> {
+    let crashed = crash_of(browser, tab.page().target_id().clone()).await?;
     let result = tokio::select! {
         r = drive(browser, &tab, req, opts, progress) => r,
         _ = crashed => Err(RenderError::PageCrashed),
     };
+    if let (Ok((capture, true)), reuse::Plan::Key(key)) = (&result, plan)
+        && matches!(capture.mode, ReadinessMode::Scenes | ReadinessMode::Binding)
+        && let Some(app) = reuse::first_park(tab.page(), key).await
+    {
+        tab.park(app).await;
+        return result.map(|(c, _)| c);
+    }
     // A tab whose page crashed or whose CDP calls failed is not trusted again.
     let reusable = !matches!(
         result,
         Err(RenderError::PageCrashed | RenderError::Browser { .. })
     );
     tab.give_back(reusable);
-    result
+    result.map(|(c, _)| c)
 }
 
-/// The render steps inside the tab.
+/// Renders with a parked app of the same viewer, in a time box of half what is left of the
+/// deadline. On any doubt the tab is disposed and the caller renders cold.
+async fn reuse_app(
+    browser: &Arc<LiveBrowser>,
+    tab: pool::LeasedTab,
+    app: pool::ParkedApp,
+    req: &RenderRequest,
+    opts: &PageOptions,
+    progress: &Progress,
+) -> Result<Capture, reuse::Fallback> {
+    let limit = req.deadline.remaining() / 2;
+    let crashed = crash_of(browser, tab.page().target_id().clone())
+        .await
+        .map_err(|_| reuse::Fallback("cdp"))?;
+    let attempt = tokio::time::timeout(limit, drive_reused(&tab, app, req, opts, progress));
+    let result = tokio::select! {
+        r = attempt => r.unwrap_or(Err(reuse::Fallback("timeout"))),
+        _ = crashed => Err(reuse::Fallback("crashed")),
+    };
+    match result {
+        Ok((capture, Some(app))) => {
+            tab.park(app).await;
+            Ok(capture)
+        }
+        Ok((capture, None)) => {
+            tab.spoil(); // recycled: booted afresh next time
+            tab.give_back(false);
+            Ok(capture)
+        }
+        Err(why) => {
+            tab.spoil();
+            tab.give_back(false);
+            Err(why)
+        }
+    }
+}
+
+/// The steps of a render with a loaded app: emulate, set the key, move inside the app,
+/// prove the move, wait for readiness, capture, check nothing went wrong meanwhile.
+async fn drive_reused(
+    tab: &pool::LeasedTab,
+    app: pool::ParkedApp,
+    req: &RenderRequest,
+    opts: &PageOptions,
+    progress: &Progress,
+) -> Result<(Capture, Option<pool::ParkedApp>), reuse::Fallback> {
+    let page = tab.page();
+    let navigation = guard::RequestGate::start(page, &opts.origins, &req.url, &req.extra_headers)
+        .await
+        .map_err(fail("cdp"))?;
+    let mut bindings = page
+        .event_listener::<EventBindingCalled>()
+        .await
+        .map_err(fail("cdp"))?;
+    prepare(page, req, opts).await.map_err(fail("cdp"))?;
+    progress.set(Stage::LoadingPage);
+    let moved = reuse::navigate(page, app, req, &mut bindings).await?;
+    progress.set(Stage::WaitingForPanels);
+    let (mode, height) = wait_ready(page, &mut bindings, req, opts, None)
+        .await
+        .map_err(fail("readiness"))?;
+    if navigation.refused().is_some() {
+        return Err(reuse::Fallback("refused-origin"));
+    }
+    progress.set(Stage::Capturing);
+    let bytes = capture_picture(page, req, height, progress)
+        .await
+        .map_err(fail("capture"))?;
+    let again = moved.finish(page, mode).await?;
+    let capture = Capture {
+        bytes,
+        mode,
+        file_name: None,
+        steps: Vec::new(),
+        reuse: AppReuse::Reused,
+    };
+    Ok((capture, again))
+}
+
+/// Maps any error of a reuse step to the fallback reason `why`.
+fn fail<E>(why: &'static str) -> impl Fn(E) -> reuse::Fallback {
+    move |_| reuse::Fallback(why)
+}
+
+/// Viewport, time zone, language and render key, before loading or moving the page.
+async fn prepare(page: &Page, req: &RenderRequest, opts: &PageOptions) -> Result<(), RenderError> {
+    emulate::emulate_viewport(page, &req.viewport, req.viewport.start_height()).await?;
+    emulate::set_timezone(page, req.timezone.as_deref(), &opts.default_timezone).await?;
+    emulate::set_language(page, req.accept_language.as_deref()).await?;
+    if let Some(cookie) = &req.cookie {
+        emulate::set_render_key(page, cookie, &req.url).await?;
+    }
+    Ok(())
+}
+
+/// The render steps inside the tab. The flag says whether the page ran without an
+/// uncaught exception (only such an app is worth keeping loaded).
 async fn drive(
     browser: &Arc<LiveBrowser>,
     tab: &pool::LeasedTab,
     req: &RenderRequest,
     opts: &PageOptions,
     progress: &Progress,
-) -> Result<Capture, RenderError> {
+) -> Result<(Capture, bool), RenderError> {
     let page = tab.page();
     let watch = watch::PageWatch::start(page).await;
     let navigation =
@@ -140,12 +294,7 @@ async fn drive(
         .event_listener::<EventBindingCalled>()
         .await
         .map_err(|e| RenderError::cdp("listening for Grafana's render report", e))?;
-    emulate::emulate_viewport(page, &req.viewport, req.viewport.start_height()).await?;
-    emulate::set_timezone(page, req.timezone.as_deref(), &opts.default_timezone).await?;
-    emulate::set_language(page, req.accept_language.as_deref()).await?;
-    if let Some(cookie) = &req.cookie {
-        emulate::set_render_key(page, cookie, &req.url).await?;
-    }
+    prepare(page, req, opts).await?;
 
     progress.set(Stage::LoadingPage);
     match navigate::goto(page, req.url.as_str()).await {
@@ -174,24 +323,18 @@ async fn drive(
                 crate::output::csv::file_name_from(&suggested).unwrap_or_else(|| "data.csv".into())
             }
         };
-        return Ok(Capture {
+        let capture = Capture {
             bytes,
             mode: ReadinessMode::None,
             file_name: Some(name),
             steps: Vec::new(),
-        });
+            reuse: AppReuse::Cold("output"),
+        };
+        return Ok((capture, false));
     }
 
     progress.set(Stage::WaitingForPanels);
-    let until = tokio::time::Instant::now() + req.readiness.timeout;
-    let mut full = req
-        .viewport
-        .height
-        .is_none()
-        .then(|| FullPage::new(req.viewport, opts.max_pixels));
-    let mode = readiness::wait(page, &mut bindings, req.readiness, until, full.as_mut())
-        .await
-        .map_err(|e| explain(e, watch.as_ref()))?;
+    let (mode, height) = wait_ready(page, &mut bindings, req, opts, watch.as_ref()).await?;
     let thrown = watch
         .as_ref()
         .map(watch::PageWatch::exceptions)
@@ -208,28 +351,59 @@ async fn drive(
     }
 
     progress.set(Stage::Capturing);
-    let height = full
-        .as_ref()
-        .map(|f| f.height)
-        .unwrap_or_else(|| req.viewport.start_height());
-    let (width, scale) = (req.viewport.width, req.viewport.scale);
-    let bytes = match &req.output {
-        Output::Png => capture::png_tiled(page, width, height, scale).await?,
-        Output::Picture(opts) => capture::picture(page, opts, req, height, progress).await?,
-        Output::Pdf(pdf) => capture::pdf(page, pdf, scale).await?,
-        Output::Csv { .. } => {
-            return Err(RenderError::local(
-                "capturing",
-                "a CSV is downloaded, not captured",
-            ));
-        }
-    };
-    Ok(Capture {
+    let bytes = capture_picture(page, req, height, progress).await?;
+    let capture = Capture {
         bytes,
         mode,
         file_name: None,
         steps: Vec::new(),
-    })
+        reuse: AppReuse::Cold("off"),
+    };
+    Ok((capture, watch.is_some() && thrown.is_empty()))
+}
+
+/// Waits for Grafana's readiness signals (following the page's height for a full-page
+/// picture); returns how the page said so and the height to capture.
+async fn wait_ready(
+    page: &Page,
+    bindings: &mut (impl futures::Stream<Item = Arc<EventBindingCalled>> + Unpin),
+    req: &RenderRequest,
+    opts: &PageOptions,
+    watch: Option<&watch::PageWatch>,
+) -> Result<(ReadinessMode, u32), RenderError> {
+    let until = tokio::time::Instant::now() + req.readiness.timeout;
+    let mut full = req
+        .viewport
+        .height
+        .is_none()
+        .then(|| FullPage::new(req.viewport, opts.max_pixels));
+    let mode = readiness::wait(page, bindings, req.readiness, until, full.as_mut())
+        .await
+        .map_err(|e| explain(e, watch))?;
+    let height = full
+        .as_ref()
+        .map(|f| f.height)
+        .unwrap_or_else(|| req.viewport.start_height());
+    Ok((mode, height))
+}
+
+/// The picture (PNG, JPEG/WebP or PDF) of the ready page, `height` CSS pixels tall.
+async fn capture_picture(
+    page: &Page,
+    req: &RenderRequest,
+    height: u32,
+    progress: &Progress,
+) -> Result<bytes::Bytes, RenderError> {
+    let (width, scale) = (req.viewport.width, req.viewport.scale);
+    match &req.output {
+        Output::Png => capture::png_tiled(page, width, height, scale).await,
+        Output::Picture(opts) => capture::picture(page, opts, req, height, progress).await,
+        Output::Pdf(pdf) => capture::pdf(page, pdf, scale).await,
+        Output::Csv { .. } => Err(RenderError::local(
+            "capturing",
+            "a CSV is downloaded, not captured",
+        )),
+    }
 }
 
 /// Adds what the page was still doing to a readiness timeout.

@@ -61,6 +61,26 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+impl Identity {
+    /// The viewer as a string for warm app reuse: set for a verified user (with the token
+    /// that verified it) and for no key at all; `None` for a key that proves nobody.
+    pub fn viewer(&self) -> Option<String> {
+        match self {
+            Identity::Anonymous => Some("anonymous".into()),
+            Identity::Key { .. } => None,
+            Identity::User {
+                verified_by,
+                domain,
+                org_id,
+                user_id,
+                org_role,
+            } => Some(format!(
+                "user {verified_by} {domain:?} {org_id} {user_id} {org_role:?}"
+            )),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Claims {
     #[serde(alias = "RenderUser", alias = "renderUser")]

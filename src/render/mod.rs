@@ -55,10 +55,11 @@ impl Renderer {
         identity: Identity,
     ) -> coalesce::SharedOutcome {
         let deadline = req.deadline;
+        let viewer = identity.viewer();
         let key = coalesce::PictureKey::of(&req, identity);
         let this = self.clone();
         let (outcome, started) = self.coalescer.join_or_start(key, async move {
-            this.render_alone(&req)
+            this.render_alone(&req, viewer.as_deref())
                 .await
                 .map(Arc::new)
                 .map_err(Arc::new)
@@ -75,7 +76,11 @@ impl Renderer {
     }
 
     /// Renders `req` within its deadline, without sharing.
-    async fn render_alone(&self, req: &RenderRequest) -> Result<Capture, RenderError> {
+    async fn render_alone(
+        &self,
+        req: &RenderRequest,
+        viewer: Option<&str>,
+    ) -> Result<Capture, RenderError> {
         let deadline = req.deadline;
         let progress = Progress::new(Stage::WaitingForSlot);
         let _slot = self.queue.enter(&deadline).await?;
@@ -84,7 +89,14 @@ impl Renderer {
         let lease = self.browsers.acquire(&deadline).await?;
         let browser = lease.browser();
         self.metrics.browser_renders.inc();
-        let work = page::render(browser, req, &self.page, &progress);
+        let work = async {
+            let (result, reuse) = page::render(browser, req, &self.page, &progress, viewer).await;
+            self.metrics
+                .app_reuse
+                .with_label_values(&[reuse.outcome(), reuse.reason()])
+                .inc();
+            result
+        };
         let result = tokio::select! {
             result = work => result,
             _ = browser.died.cancelled() => Err(RenderError::BrowserDied),

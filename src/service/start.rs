@@ -53,6 +53,7 @@ impl Service {
                 allowed: allowed_origins.clone(),
                 block_other_hosts: opts.server.block_other_hosts,
             },
+            reuse_app: opts.render.reuse_app,
         };
         let renderer = Arc::new(Renderer::new(
             browsers.clone(),

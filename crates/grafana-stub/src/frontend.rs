@@ -147,14 +147,14 @@ impl Frontend {
     }
 
     /// The app's page with Grafana's boot data inlined.
-    pub(crate) fn page(&self, theme: &str, org_id: u64, host: &str) -> String {
+    pub(crate) fn page(&self, theme: &str, org_id: u64, host: &str, version: &str) -> String {
         let theme = if theme == "light" { "light" } else { "dark" };
         let boot = serde_json::json!({
             "settings": {
                 "appUrl": format!("http://{host}/"),
                 "appSubUrl": "",
                 "buildInfo": {
-                    "version": "13.1.1", "commit": "stand-in", "env": "production",
+                    "version": version, "commit": "stand-in", "env": "production",
                     "edition": "Open Source", "latestVersion": "", "hasUpdate": false,
                     "hideVersion": false,
                 },

