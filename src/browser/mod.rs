@@ -90,6 +90,8 @@ pub struct BrowserOptions {
     pub context_reuse: u32,
     /// Tabs (one per concurrent render), opened ahead of the first renders.
     pub tabs: usize,
+    /// More tabs allowed for apps parked for their viewer's next render (render.reuse-app).
+    pub parked_tabs: usize,
     /// Strict isolation: a fresh Chromium per render, from spares launched ahead.
     pub process_per_render: bool,
     /// Replace Chromium after this many renders (0: never).
@@ -540,7 +542,7 @@ async fn connect(
             pid,
             generation,
             tabs: pool::TabPool::new(
-                opts.tabs,
+                opts.tabs + opts.parked_tabs,
                 opts.context_reuse,
                 opts.tab_setup.clone(),
                 opts.idle_timeout,

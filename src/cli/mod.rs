@@ -171,7 +171,7 @@ fn run_server(opts: ServerOptions) -> ExitCode {
     })
 }
 
-/// Start-up warnings about settings that leave the service open.
+/// Start-up warnings about settings that leave the service open or do nothing.
 fn warn_about_open_settings(opts: &ServerOptions) {
     if opts.server.allow_missing_token {
         tracing::warn!(
@@ -181,6 +181,11 @@ fn warn_about_open_settings(opts: &ServerOptions) {
     if opts.server.allowed_origins.is_empty() {
         tracing::warn!(
             "server.allowed-origin is not set: grender renders any http(s) URL a token holder sends; set it to your Grafana's origin"
+        );
+    }
+    if opts.render.reuse_app && opts.render.isolation != crate::config::Isolation::Context {
+        tracing::warn!(
+            "render.reuse-app has no effect with render.isolation=process: every render gets a fresh Chromium"
         );
     }
     if opts.server.auth_tokens.iter().any(|t| t == "-") {

@@ -26,6 +26,8 @@ impl Service {
         let metrics = Arc::new(Metrics::new().map_err(|e| ConfigError(format!("metrics: {e}")))?);
         let timezone = opts.browser.default_timezone();
         let concurrency = opts.render.effective_concurrency();
+        // A fresh Chromium per render has no app to keep.
+        let reuse_app = opts.render.reuse_app && opts.render.isolation == Isolation::Context;
         let browsers = BrowserSupervisor::start(BrowserOptions {
             launch: LaunchOptions {
                 path,
@@ -37,6 +39,12 @@ impl Service {
             },
             context_reuse: opts.browser.context_reuse,
             tabs: concurrency,
+            // Room for half as many parked apps as render slots (docs/adr/0013).
+            parked_tabs: if reuse_app {
+                concurrency.div_ceil(2)
+            } else {
+                0
+            },
             process_per_render: opts.render.isolation == Isolation::Process,
             recycle_after: opts.browser.recycle_after,
             memory_budget_mib: opts.browser.memory_budget_mib,
@@ -53,7 +61,7 @@ impl Service {
                 allowed: allowed_origins.clone(),
                 block_other_hosts: opts.server.block_other_hosts,
             },
-            reuse_app: opts.render.reuse_app,
+            reuse_app,
         };
         let renderer = Arc::new(Renderer::new(
             browsers.clone(),

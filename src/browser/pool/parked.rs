@@ -2,7 +2,9 @@
 //! the *same* viewer (`render.reuse-app`; the page layer decides who that is and what to
 //! check before trusting the app again, see `page::reuse`).
 //!
-//! A parked tab is lent only to a render asking for exactly its key. (It is not frozen
+//! A parked tab is lent only to a render asking for exactly its key, and one app per key is
+//! kept. Parked apps may use the pool's extra room for them (`BrowserOptions::parked_tabs`)
+//! beyond one tab per render slot. (It is not frozen
 //! while it waits: Chromium 14x's `Page.setWebLifecycleState` left timers stopped after
 //! thawing, and the next readiness wait never ended.) It leaves the parking in one of three ways:
 //! lent to its viewer; scrubbed like any used tab when its app idles for the pool's idle
@@ -62,7 +64,12 @@ impl LeasedTab {
             match quiesce(&browser, &tab).await {
                 Ok(()) => {
                     tab.app = Some(app);
-                    return browser.tabs.put_parked(tab);
+                    // One app per viewer is kept: a second (from renders of the same viewer
+                    // at once) is scrubbed for anyone, not parked in another viewer's place.
+                    if let Err(tab) = browser.tabs.put_parked(tab) {
+                        tokio::spawn(async move { retire(&browser, tab).await });
+                    }
+                    return;
                 }
                 Err(e) => tracing::debug!("not parking a tab: {e}"),
             }
@@ -104,12 +111,20 @@ pub(super) async fn retire(browser: &LiveBrowser, tab: Tab) {
 }
 
 impl TabPool {
-    fn put_parked(&self, mut tab: Tab) {
+    /// Parks `tab`, unless an app of its key is parked already (then it is handed back).
+    fn put_parked(&self, mut tab: Tab) -> Result<(), Tab> {
         tab.idle_since = std::time::Instant::now();
-        if let Ok(mut state) = self.state.lock() {
-            state.parked.push(tab);
+        let Ok(mut state) = self.state.lock() else {
+            return Err(tab);
+        };
+        let key = tab.app.as_ref().map(|a| a.key.as_str()).unwrap_or_default();
+        if find(&state.parked, key).is_some() {
+            return Err(tab);
         }
+        state.parked.push(tab);
+        drop(state);
         self.returned.notify_one();
+        Ok(())
     }
 
     /// Parked apps idle for the idle timeout or longer.
