@@ -425,7 +425,6 @@ pub(crate) async fn navigate(
     let base = app_base(url.path()).ok_or(Fallback("page"))?.to_string();
     let anomalies = AnomalyWatch::start(page, url.origin().ascii_serialization()).await?;
     let verify = serde_json::json!({"marker": state.marker, "base": base, "build": state.build});
-    run::<Verdict>(page, VERIFY_JS, verify).await?.ok()?;
     let target = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
@@ -434,15 +433,23 @@ pub(crate) async fn navigate(
     let nav = serde_json::json!({
         "marker": state.marker, "target": target, "hash": hash, "seq": state.renders,
     });
-    let moved = run::<Verdict>(page, NAVIGATE_JS, nav).await?.ok()?;
-    let proof = serde_json::json!({
-        "marker": state.marker,
-        "path": moved.path,
-        "setsBefore": moved.sets_before,
-        "uid": dashboard_uid(url.path(), &base),
-        "limitMs": PROOF_LIMIT.as_millis() as u64,
-    });
-    run::<Verdict>(page, PROOF_JS, proof).await?.ok()?;
+    let uid = dashboard_uid(url.path(), &base);
+    let move_and_prove = async {
+        let moved = run::<Verdict>(page, NAVIGATE_JS, nav).await?.ok()?;
+        let proof = serde_json::json!({
+            "marker": state.marker,
+            "path": moved.path,
+            "setsBefore": moved.sets_before,
+            "uid": uid,
+            "limitMs": PROOF_LIMIT.as_millis() as u64,
+        });
+        run::<Verdict>(page, PROOF_JS, proof).await?.ok()
+    };
+    // Checking the key and build takes two requests to Grafana: done while the app moves
+    // (nothing is captured before both are known; a refused key only gets 401s meanwhile).
+    let (verified, moved) = futures::join!(run::<Verdict>(page, VERIFY_JS, verify), move_and_prove);
+    verified?.ok()?;
+    moved?;
     // Grafana's render report belongs to the new route only if it came after the proof.
     while let Some(Some(call)) = bindings.next().now_or_never() {
         if call.name == readiness::BINDING_NAME {
