@@ -85,7 +85,7 @@ pub async fn render(
         progress.set(Stage::OpeningTab);
         let (tab, app) = pool::lease(browser, plan.key()).await?;
         let tab = match app {
-            Some(app) => match reuse_app(browser, tab, app, req, opts, progress).await {
+            Some(app) => match reuse::render(browser, tab, app, req, opts, progress).await {
                 Ok(capture) => {
                     reused = AppReuse::Reused;
                     return Ok(capture);
@@ -168,90 +168,6 @@ async fn cold(
     );
     tab.give_back(reusable);
     result.map(|(c, _)| c)
-}
-
-/// Renders with a parked app of the same viewer, in a time box of half what is left of the
-/// deadline. On any doubt the tab is disposed and the caller renders cold.
-async fn reuse_app(
-    browser: &Arc<LiveBrowser>,
-    tab: pool::LeasedTab,
-    app: pool::ParkedApp,
-    req: &RenderRequest,
-    opts: &PageOptions,
-    progress: &Progress,
-) -> Result<Capture, reuse::Fallback> {
-    let limit = req.deadline.remaining() / 2;
-    let crashed = crash_of(browser, tab.page().target_id().clone())
-        .await
-        .map_err(|_| reuse::Fallback("cdp"))?;
-    let attempt = tokio::time::timeout(limit, drive_reused(&tab, app, req, opts, progress));
-    let result = tokio::select! {
-        r = attempt => r.unwrap_or(Err(reuse::Fallback("timeout"))),
-        _ = crashed => Err(reuse::Fallback("crashed")),
-    };
-    match result {
-        Ok((capture, Some(app))) => {
-            tab.park(app).await;
-            Ok(capture)
-        }
-        Ok((capture, None)) => {
-            tab.spoil(); // recycled: booted afresh next time
-            tab.give_back(false);
-            Ok(capture)
-        }
-        Err(why) => {
-            tab.spoil();
-            tab.give_back(false);
-            Err(why)
-        }
-    }
-}
-
-/// The steps of a render with a loaded app: emulate, set the key, move inside the app,
-/// prove the move, wait for readiness, capture, check nothing went wrong meanwhile.
-async fn drive_reused(
-    tab: &pool::LeasedTab,
-    app: pool::ParkedApp,
-    req: &RenderRequest,
-    opts: &PageOptions,
-    progress: &Progress,
-) -> Result<(Capture, Option<pool::ParkedApp>), reuse::Fallback> {
-    let page = tab.page();
-    let navigation = guard::RequestGate::start(page, &opts.origins, &req.url, &req.extra_headers)
-        .await
-        .map_err(fail("cdp"))?;
-    let mut bindings = page
-        .event_listener::<EventBindingCalled>()
-        .await
-        .map_err(fail("cdp"))?;
-    prepare(page, req, opts).await.map_err(fail("cdp"))?;
-    progress.set(Stage::LoadingPage);
-    let moved = reuse::navigate(page, app, req, &mut bindings).await?;
-    progress.set(Stage::WaitingForPanels);
-    let (mode, height) = wait_ready(page, &mut bindings, req, opts, None)
-        .await
-        .map_err(fail("readiness"))?;
-    if navigation.refused().is_some() {
-        return Err(reuse::Fallback("refused-origin"));
-    }
-    progress.set(Stage::Capturing);
-    let bytes = capture_picture(page, req, height, progress)
-        .await
-        .map_err(fail("capture"))?;
-    let again = moved.finish(page, mode).await?;
-    let capture = Capture {
-        bytes,
-        mode,
-        file_name: None,
-        steps: Vec::new(),
-        reuse: AppReuse::Reused,
-    };
-    Ok((capture, again))
-}
-
-/// Maps any error of a reuse step to the fallback reason `why`.
-fn fail<E>(why: &'static str) -> impl Fn(E) -> reuse::Fallback {
-    move |_| reuse::Fallback(why)
 }
 
 /// Viewport, time zone, language and render key, before loading or moving the page.

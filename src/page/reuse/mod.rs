@@ -24,21 +24,24 @@
 //! grown past [`MAX_HEAP_GROWTH`] over its first render's; the pool gives back apps whose
 //! viewer went idle.
 
-use std::sync::{Arc, Mutex};
+mod scripts;
+mod watch;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chromiumoxide::Page;
-use chromiumoxide::cdp::browser_protocol::network::EventResponseReceived;
-use chromiumoxide::cdp::browser_protocol::page::EventFrameNavigated;
-use chromiumoxide::cdp::js_protocol::runtime::{
-    ConsoleApiCalledType, EventBindingCalled, EventConsoleApiCalled, GetHeapUsageParams,
-};
+use chromiumoxide::cdp::js_protocol::runtime::{EventBindingCalled, GetHeapUsageParams};
 use futures::{FutureExt, StreamExt};
 
 use super::readiness::{self, ReadinessMode, evaluate};
-use crate::browser::pool::ParkedApp;
+use super::{Capture, PageOptions, guard};
+use crate::browser::LiveBrowser;
+use crate::browser::pool::{self, ParkedApp};
 use crate::output::Output;
-use crate::request::RenderRequest;
+use crate::request::{Progress, RenderRequest, Stage};
+use scripts::{NAVIGATE_JS, PROOF_JS, VERIFY_JS, Verdict, run};
+use watch::AnomalyWatch;
 
 /// Renders one app serves before it is booted afresh.
 pub(crate) const MAX_RENDERS: u32 = 100;
@@ -239,166 +242,88 @@ fn rand_u128() -> u128 {
     out
 }
 
-/// What went wrong on the page while a reused app rendered.
-#[derive(Default)]
-struct Anomalies(Mutex<Option<&'static str>>);
-
-impl Anomalies {
-    fn note(&self, what: &'static str) {
-        if let Ok(mut first) = self.0.lock() {
-            first.get_or_insert(what);
-        }
-    }
-
-    fn first(&self) -> Option<&'static str> {
-        self.0.lock().ok().and_then(|f| *f)
-    }
-}
-
-/// Watches the page for what makes a reused app untrustworthy, until dropped.
-struct AnomalyWatch {
-    seen: Arc<Anomalies>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl AnomalyWatch {
-    async fn start(page: &Page, origin: String) -> Result<AnomalyWatch, Fallback> {
-        let lost = |_| Fallback("cdp");
-        let mut navigated = page
-            .event_listener::<EventFrameNavigated>()
-            .await
-            .map_err(lost)?;
-        let mut responses = page
-            .event_listener::<EventResponseReceived>()
-            .await
-            .map_err(lost)?;
-        let mut console = page
-            .event_listener::<EventConsoleApiCalled>()
-            .await
-            .map_err(lost)?;
-        let mut thrown = page
-            .event_listener::<chromiumoxide::cdp::js_protocol::runtime::EventExceptionThrown>()
-            .await
-            .map_err(lost)?;
-        let seen = Arc::new(Anomalies::default());
-        let out = seen.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    Some(ev) = navigated.next() => if ev.frame.parent_id.is_none() {
-                        out.note("navigated");
-                    },
-                    Some(ev) = responses.next() => {
-                        let status = ev.response.status;
-                        if (status == 401 || status == 403) && ev.response.url.starts_with(&origin) {
-                            out.note("key-refused");
-                        }
-                    }
-                    Some(ev) = console.next() => if ev.r#type == ConsoleApiCalledType::Error {
-                        out.note("console-error");
-                    },
-                    Some(_) = thrown.next() => out.note("script-error"),
-                    else => return,
-                }
-            }
-        });
-        Ok(AnomalyWatch { seen, task })
-    }
-
-    fn check(&self) -> Result<(), Fallback> {
-        match self.seen.first() {
-            Some(what) => Err(Fallback(what)),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for AnomalyWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Checks, in the page, that the parked document is still there, that Grafana accepts the
-/// new render key and runs the same build.
-const VERIFY_JS: &str = r#"(async (o) => {
-  if (window.__grenderApp !== o.marker) return {verdict: 'navigated'};
-  const get = (p) => fetch(o.base + p, {credentials: 'same-origin', cache: 'no-store', redirect: 'manual'});
-  const [user, health] = await Promise.all([
-    get('/api/user').then(r => r.status).catch(() => 0),
-    get('/api/health').then(r => r.ok ? r.json() : null).catch(() => null),
-  ]);
-  if (user !== 200) return {verdict: 'key-refused'};
-  if (!health || `${health.version}+${health.commit}` !== o.build) return {verdict: 'build-changed'};
-  return {verdict: 'ok'};
-})"#;
-
-/// Resets the readiness markers and moves the app to `target` inside the page. The same
-/// route again gets a `__grenderRender` parameter so that the app builds its scene anew.
-const NAVIGATE_JS: &str = r#"((o) => {
-  const w = window;
-  if (w.__grenderApp !== o.marker) return {verdict: 'navigated'};
-  w.__grenderSawQuery = false;
-  const setsBefore = w.__grenderSceneSets || 0;
-  w.scrollTo(0, 0);
-  let to = o.target;
-  if (location.pathname + location.search === to) {
-    to += (to.includes('?') ? '&' : '?') + '__grenderRender=' + o.seq;
-  }
-  w.history.pushState(w.history.state, '', to + o.hash);
-  w.dispatchEvent(new PopStateEvent('popstate', {state: w.history.state}));
-  return {verdict: 'ok', setsBefore, path: to};
-})"#;
-
-/// Waits until the app shows the new route: the location, a scene activated after the
-/// navigation, and (where the scene names it) the dashboard's uid.
-const PROOF_JS: &str = r#"(async (o) => {
-  const w = window;
-  const t0 = performance.now();
-  for (;;) {
-    if (w.__grenderApp !== o.marker) return {verdict: 'navigated'};
-    const ctx = w.__grafanaSceneContext;
-    const st = (ctx && ctx.state) || {};
-    const uid = st.uid || (typeof st.key === 'string' && st.key.startsWith('dashboard-') ? st.key.slice(10) : null);
-    if (location.pathname + location.search === o.path && (w.__grenderSceneSets || 0) > o.setsBefore
-        && ctx && ctx.isActive && (!o.uid || !uid || uid === o.uid)) {
-      return {verdict: 'ok'};
-    }
-    if (performance.now() - t0 > o.limitMs) return {verdict: 'route-unchanged'};
-    await new Promise(r => requestAnimationFrame(r));
-  }
-})"#;
-
-#[derive(serde::Deserialize)]
-struct Verdict {
-    verdict: String,
-    #[serde(default, rename = "setsBefore")]
-    sets_before: u64,
-    #[serde(default)]
-    path: String,
-}
-
-impl Verdict {
-    fn ok(self) -> Result<Verdict, Fallback> {
-        match self.verdict.as_str() {
-            "ok" => Ok(self),
-            "navigated" => Err(Fallback("navigated")),
-            "key-refused" => Err(Fallback("key-refused")),
-            "build-changed" => Err(Fallback("build-changed")),
-            "route-unchanged" => Err(Fallback("route-unchanged")),
-            _ => Err(Fallback("page")),
-        }
-    }
-}
-
-async fn run<T: serde::de::DeserializeOwned>(
-    page: &Page,
-    js: &str,
-    args: serde_json::Value,
-) -> Result<T, Fallback> {
-    evaluate(page, &format!("({js})({args})"), "reusing the app")
+/// Renders with a parked app of the same viewer, in a time box of half what is left of the
+/// deadline. On any doubt the tab is disposed and the caller renders cold.
+pub(super) async fn render(
+    browser: &Arc<LiveBrowser>,
+    tab: pool::LeasedTab,
+    app: pool::ParkedApp,
+    req: &RenderRequest,
+    opts: &PageOptions,
+    progress: &Progress,
+) -> Result<Capture, Fallback> {
+    let limit = req.deadline.remaining() / 2;
+    let crashed = super::crash_of(browser, tab.page().target_id().clone())
         .await
-        .map_err(|_| Fallback("page"))
+        .map_err(|_| Fallback("cdp"))?;
+    let attempt = tokio::time::timeout(limit, drive(&tab, app, req, opts, progress));
+    let result = tokio::select! {
+        r = attempt => r.unwrap_or(Err(Fallback("timeout"))),
+        _ = crashed => Err(Fallback("crashed")),
+    };
+    match result {
+        Ok((capture, Some(app))) => {
+            tab.park(app).await;
+            Ok(capture)
+        }
+        Ok((capture, None)) => {
+            tab.spoil(); // recycled: booted afresh next time
+            tab.give_back(false);
+            Ok(capture)
+        }
+        Err(why) => {
+            tab.spoil();
+            tab.give_back(false);
+            Err(why)
+        }
+    }
+}
+
+/// The steps of a render with a loaded app: emulate, set the key, move inside the app,
+/// prove the move, wait for readiness, capture, check nothing went wrong meanwhile.
+async fn drive(
+    tab: &pool::LeasedTab,
+    app: pool::ParkedApp,
+    req: &RenderRequest,
+    opts: &PageOptions,
+    progress: &Progress,
+) -> Result<(Capture, Option<pool::ParkedApp>), Fallback> {
+    let page = tab.page();
+    let navigation = guard::RequestGate::start(page, &opts.origins, &req.url, &req.extra_headers)
+        .await
+        .map_err(fail("cdp"))?;
+    let mut bindings = page
+        .event_listener::<EventBindingCalled>()
+        .await
+        .map_err(fail("cdp"))?;
+    super::prepare(page, req, opts).await.map_err(fail("cdp"))?;
+    progress.set(Stage::LoadingPage);
+    let moved = navigate(page, app, req, &mut bindings).await?;
+    progress.set(Stage::WaitingForPanels);
+    let (mode, height) = super::wait_ready(page, &mut bindings, req, opts, None)
+        .await
+        .map_err(fail("readiness"))?;
+    if navigation.refused().is_some() {
+        return Err(Fallback("refused-origin"));
+    }
+    progress.set(Stage::Capturing);
+    let bytes = super::capture_picture(page, req, height, progress)
+        .await
+        .map_err(fail("capture"))?;
+    let again = moved.finish(page, mode).await?;
+    let capture = Capture {
+        bytes,
+        mode,
+        file_name: None,
+        steps: Vec::new(),
+        reuse: AppReuse::Reused,
+    };
+    Ok((capture, again))
+}
+
+/// Maps any error of a reuse step to the fallback reason `why`.
+fn fail<E>(why: &'static str) -> impl Fn(E) -> Fallback {
+    move |_| Fallback(why)
 }
 
 /// A reused app on its way: in-app navigation done and proven.
