@@ -155,7 +155,7 @@ async fn cold(
         _ = crashed => Err(RenderError::PageCrashed),
     };
     if let (Ok((capture, true)), reuse::Plan::Key(key)) = (&result, plan)
-        && matches!(capture.mode, ReadinessMode::Scenes | ReadinessMode::Binding)
+        && capture.mode == ReadinessMode::Scenes
         && let Some(app) = reuse::first_park(tab.page(), key).await
     {
         tab.park(app).await;

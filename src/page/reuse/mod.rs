@@ -397,7 +397,7 @@ impl Moved {
         page: &Page,
         mode: ReadinessMode,
     ) -> Result<Option<ParkedApp>, Fallback> {
-        if !matches!(mode, ReadinessMode::Scenes | ReadinessMode::Binding) {
+        if mode != ReadinessMode::Scenes {
             return Err(Fallback("not-scenes"));
         }
         self.anomalies.check()?;
