@@ -41,21 +41,14 @@ const MIN_QUIET_MS: u64 = 300;
 pub const BINDING_NAME: &str = "__grafanaImageRendererMessageChannel";
 
 /// Installed before navigation: notes every query Grafana starts, even one that
-/// finishes between two readiness checks, and counts every time a scene becomes the page's
-/// scene (`__grenderSceneSets`), which proves an in-app navigation reached a new scene.
+/// finishes between two readiness checks.
 pub const TRACK_QUERIES_JS: &str = r#"(() => {
-  let v, scene;
+  let v;
   try {
     Object.defineProperty(window, '__grafanaRunningQueryCount', {
       configurable: true, enumerable: true,
       get() { return v; },
       set(x) { v = x; if (x > 0) window.__grenderSawQuery = true; },
-    });
-    window.__grenderSceneSets = 0;
-    Object.defineProperty(window, '__grafanaSceneContext', {
-      configurable: true, enumerable: true,
-      get() { return scene; },
-      set(x) { scene = x; window.__grenderSceneSets += 1; },
     });
   } catch (e) {}
 })()"#;

@@ -179,21 +179,34 @@ pub(crate) struct AppState {
     heap_baseline: f64,
 }
 
+/// Marks a loaded app as parked and reads its build; from now on, counts every time a scene
+/// becomes the page's scene (`__grenderSceneSets`), which proves that an in-app navigation
+/// reached a new (or re-activated) scene. Installed only now, not before the app boots, so
+/// that cold renders run Grafana's code untouched.
+const PARK_JS: &str = r#"((marker) => {
+  const b = (window.grafanaBootData || {}).settings?.buildInfo;
+  if (!b || !b.version) return null;
+  let scene = window.__grafanaSceneContext;
+  window.__grenderSceneSets = 0;
+  Object.defineProperty(window, '__grafanaSceneContext', {
+    configurable: true, enumerable: true,
+    get() { return scene; },
+    set(x) { scene = x; window.__grenderSceneSets += 1; },
+  });
+  window.__grenderApp = marker;
+  return `${b.version}+${b.commit}`;
+})"#;
+
 /// Marks a freshly loaded app (after a successful cold render) and returns what to park
 /// it with, or `None` when it is not worth keeping (no build reported, no heap figure).
 pub(crate) async fn first_park(page: &Page, key: &AppKey) -> Option<ParkedApp> {
     let marker = format!("{:032x}", rand_u128());
     // A page without Grafana's boot data names no build to check later: not kept.
-    let build: String = evaluate::<Option<String>>(
-        page,
-        &format!(
-            "(() => {{ const b = (window.grafanaBootData || {{}}).settings?.buildInfo; if (!b || !b.version) return null; window.__grenderApp = {marker:?}; return `${{b.version}}+${{b.commit}}`; }})()"
-        ),
-        "marking the app",
-    )
-    .await
-    .ok()
-    .flatten()?;
+    let build: String =
+        evaluate::<Option<String>>(page, &format!("({PARK_JS})({marker:?})"), "marking the app")
+            .await
+            .ok()
+            .flatten()?;
     let heap = heap_used(page).await?;
     let state = AppState {
         marker,
