@@ -100,6 +100,8 @@ pub struct BrowserOptions {
     pub tab_setup: Arc<TabSetup>,
     /// Idle tabs beyond one are closed after this long (zero: never).
     pub idle_timeout: Duration,
+    /// The last idle tab is closed after this long, its context kept (zero: never).
+    pub park_after: Duration,
     /// Counts every Chromium launched (`grender_browser_launches_total`).
     pub launches: prometheus::IntCounter,
 }
@@ -292,6 +294,24 @@ async fn supervise(
                 launcher.reset_backoff();
                 continue;
             }
+            Ended::OverBudget(why) => {
+                // A successor started first would add a whole Chromium above the budget: this
+                // one stops taking renders, finishes its own, closes, and only then the next
+                // one starts. Renders arriving meanwhile wait for it within their deadlines
+                // (a retired browser is never handed out).
+                tracing::info!(
+                    generation = live.generation,
+                    pid = live.pid,
+                    "recycling Chromium: {why}; draining it before its successor starts"
+                );
+                live.retired.store(true, Ordering::SeqCst);
+                tokio::select! {
+                    _ = retire(running) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                launcher.reset_backoff();
+                continue;
+            }
             Ended::Died | Ended::Shutdown => {
                 // A browser that was serving renders is replaced at once; only one that
                 // dies right after start-up (a crash loop) backs off.
@@ -413,7 +433,10 @@ struct Running {
 enum Ended {
     Died,
     Shutdown,
+    /// Due for recycling by count: the successor starts before this one is drained.
     Recycle(String),
+    /// Over `browser.memory-budget`: drained and closed before the successor starts.
+    OverBudget(String),
 }
 
 /// Serves until Chromium dies, the service stops, or it is due for recycling.
@@ -430,15 +453,15 @@ async fn run(running: &mut Running, shutdown: &CancellationToken, opts: &Browser
             };
             let renders = live.renders.load(Ordering::Relaxed);
             if opts.recycle_after > 0 && renders >= opts.recycle_after {
-                return format!("{renders} renders (browser.recycle-after)");
+                return Ended::Recycle(format!("{renders} renders (browser.recycle-after)"));
             }
             if timer && opts.memory_budget_mib > 0 {
                 let rss = memory::tree_rss_bytes(live.pid) / (1024 * 1024);
                 if rss > opts.memory_budget_mib {
-                    return format!(
+                    return Ended::OverBudget(format!(
                         "{rss} MiB in use (browser.memory-budget {} MiB)",
                         opts.memory_budget_mib
-                    );
+                    ));
                 }
             }
         }
@@ -455,7 +478,7 @@ async fn run(running: &mut Running, shutdown: &CancellationToken, opts: &Browser
             close_politely(&live, &mut running.handler).await;
             Ended::Shutdown
         }
-        why = due => Ended::Recycle(why),
+        why = due => why,
     }
 }
 
@@ -544,6 +567,7 @@ async fn connect(
                 opts.context_reuse,
                 opts.tab_setup.clone(),
                 opts.idle_timeout,
+                opts.park_after,
             ),
             renders: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),

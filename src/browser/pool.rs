@@ -14,7 +14,9 @@
 //! Tabs are opened on demand (one warm at start) and given back when the load goes: a tab
 //! idle for `idle_timeout` is disposed, down to one, which keeps Grafana's cached assets warm
 //! for the next render ([`shrink_when_idle`]). Idle tabs are lent most recently used first, so
-//! the ones that age are the ones a quieter load no longer needs.
+//! the ones that age are the ones a quieter load no longer needs. After `park_after` the last
+//! tab is closed too, but its context is kept ([`Parked`]): its renderer process goes, the HTTP
+//! cache stays, and the next render opens a tab in it.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +59,14 @@ pub struct Tab {
     idle_since: std::time::Instant,
 }
 
+/// A context whose last tab was closed after a long idle. It holds no renderer process but
+/// keeps its HTTP cache (an off-the-record context's cache lives as long as the context), so
+/// the next render opens a tab in it rather than in a new context with a cold cache.
+struct Parked {
+    context_id: BrowserContextId,
+    uses: u32,
+}
+
 /// The tabs of one browser: at most `capacity` exist (one per concurrent render);
 /// a render waits for a tab being scrubbed rather than paying for a cold one.
 pub struct TabPool {
@@ -71,13 +81,16 @@ pub struct TabPool {
     setup: Arc<TabSetup>,
     /// Idle tabs beyond one are disposed after this long (zero: never).
     idle_timeout: std::time::Duration,
+    /// The last idle tab is closed, its context parked, after this long (zero: never).
+    park_after: std::time::Duration,
 }
 
 #[derive(Default)]
 struct PoolState {
     idle: Vec<Tab>,
-    /// Tabs in existence or being opened: idle, lent or being scrubbed.
+    /// Tabs in existence or being opened: idle, lent or being scrubbed, and a parked context.
     total: usize,
+    parked: Option<Parked>,
 }
 
 impl TabPool {
@@ -87,6 +100,7 @@ impl TabPool {
         max_uses: u32,
         setup: Arc<TabSetup>,
         idle_timeout: std::time::Duration,
+        park_after: std::time::Duration,
     ) -> Self {
         TabPool {
             state: Mutex::new(PoolState::default()),
@@ -97,6 +111,7 @@ impl TabPool {
             opened: AtomicU64::new(0),
             setup,
             idle_timeout,
+            park_after,
         }
     }
 
@@ -125,6 +140,24 @@ impl TabPool {
             expired.push(state.idle.remove(0));
         }
         expired
+    }
+
+    /// Takes out the last idle tab once it has waited `park_after`, for closing its tab and
+    /// parking its context.
+    fn take_parkable(&self) -> Option<Tab> {
+        let mut state = self.state.lock().ok()?;
+        let due = !self.park_after.is_zero()
+            && state.parked.is_none()
+            && state.idle.len() == 1
+            && state.idle[0].idle_since.elapsed() >= self.park_after;
+        due.then(|| state.idle.remove(0))
+    }
+
+    fn park(&self, parked: Parked) {
+        if let Ok(mut state) = self.state.lock() {
+            state.parked = Some(parked);
+        }
+        self.returned.notify_one();
     }
 
     /// Notes that the renderer of `target` crashed, so its tab is never lent again.
@@ -184,11 +217,24 @@ impl Drop for Opening<'_> {
 
 /// Creates a context with one blank tab, prepared for renders.
 pub async fn open_tab(browser: &LiveBrowser) -> Result<Tab, RenderError> {
-    let cdp = &browser.cdp;
-    let context_id = cdp
+    let context_id = browser
+        .cdp
         .create_browser_context(CreateBrowserContextParams::default())
         .await
         .map_err(|e| RenderError::cdp("creating a browser context", e))?;
+    let tab = reopen_tab(browser, context_id, 0).await?;
+    browser.tabs.opened.fetch_add(1, Ordering::Relaxed);
+    Ok(tab)
+}
+
+/// Opens a blank tab, prepared for renders, in the existing context `context_id` (which is
+/// disposed if that fails).
+async fn reopen_tab(
+    browser: &LiveBrowser,
+    context_id: BrowserContextId,
+    uses: u32,
+) -> Result<Tab, RenderError> {
+    let cdp = &browser.cdp;
     let target = CreateTargetParams::builder()
         .url("about:blank")
         .browser_context_id(context_id.clone())
@@ -213,15 +259,12 @@ pub async fn open_tab(browser: &LiveBrowser) -> Result<Tab, RenderError> {
         Ok(page)
     };
     match setup.await {
-        Ok(page) => {
-            browser.tabs.opened.fetch_add(1, Ordering::Relaxed);
-            Ok(Tab {
-                context_id,
-                page,
-                uses: 0,
-                idle_since: std::time::Instant::now(),
-            })
-        }
+        Ok(page) => Ok(Tab {
+            context_id,
+            page,
+            uses,
+            idle_since: std::time::Instant::now(),
+        }),
         Err(e) => {
             let _ = cdp.dispose_browser_context(context_id).await;
             Err(e)
@@ -257,6 +300,19 @@ pub async fn lease(browser: &Arc<LiveBrowser>) -> Result<LeasedTab, RenderError>
                     spoiled: Default::default(),
                 });
             }
+            Taken::Parked(parked) => {
+                // Its place is counted already; a context that cannot take a tab any more is
+                // gone (disposed), and the loop opens a new one.
+                let mut opening = Opening { pool, done: false };
+                if let Ok(tab) = reopen_tab(browser, parked.context_id, parked.uses).await {
+                    opening.done = true;
+                    return Ok(LeasedTab {
+                        browser: browser.clone(),
+                        tab: Some(tab),
+                        spoiled: Default::default(),
+                    });
+                }
+            }
             Taken::Full => returned.await,
         }
     }
@@ -264,6 +320,7 @@ pub async fn lease(browser: &Arc<LiveBrowser>) -> Result<LeasedTab, RenderError>
 
 enum Taken {
     Idle(Tab),
+    Parked(Parked),
     Reserved,
     Full,
 }
@@ -277,6 +334,9 @@ impl TabPool {
             .map_err(|_| RenderError::cdp("leasing a tab", "pool lock poisoned"))?;
         if let Some(tab) = state.idle.pop() {
             return Ok(Taken::Idle(tab));
+        }
+        if let Some(parked) = state.parked.take() {
+            return Ok(Taken::Parked(parked));
         }
         if state.total < self.capacity {
             state.total += 1;
@@ -306,14 +366,19 @@ pub fn watch_crashes(browser: &Arc<LiveBrowser>) {
 }
 
 /// Disposes tabs that stayed idle for the pool's idle timeout, down to one, for as long as
-/// `browser` lives: an idle service holds one warm tab, not one per render slot.
+/// `browser` lives: an idle service holds one warm tab, not one per render slot; after
+/// `park_after` that tab is closed and its context parked, so no renderer process is left.
 pub fn shrink_when_idle(browser: &Arc<LiveBrowser>) {
-    let timeout = browser.tabs.idle_timeout;
-    if timeout.is_zero() {
+    let (timeout, park_after) = (browser.tabs.idle_timeout, browser.tabs.park_after);
+    let shortest = [timeout, park_after]
+        .into_iter()
+        .filter(|t| !t.is_zero())
+        .min();
+    let Some(shortest) = shortest else {
         return;
-    }
+    };
     let browser = browser.clone();
-    let every = (timeout / 4).clamp(
+    let every = (shortest / 4).clamp(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(10),
     );
@@ -323,9 +388,15 @@ pub fn shrink_when_idle(browser: &Arc<LiveBrowser>) {
                 _ = tokio::time::sleep(every) => {}
                 _ = browser.died.cancelled() => return,
             }
-            for tab in browser.tabs.take_expired() {
-                tracing::debug!("disposing a tab idle for {timeout:?}");
-                dispose(&browser, tab).await;
+            if !timeout.is_zero() {
+                for tab in browser.tabs.take_expired() {
+                    tracing::debug!("disposing a tab idle for {timeout:?}");
+                    dispose(&browser, tab).await;
+                }
+            }
+            if let Some(tab) = browser.tabs.take_parkable() {
+                tracing::debug!("closing the last tab, idle for {park_after:?}; its context stays");
+                park(&browser, tab).await;
             }
         }
     });
@@ -409,6 +480,19 @@ impl Drop for LeasedTab {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move { dispose(&browser, tab).await });
             }
+        }
+    }
+}
+
+/// Closes a tab but keeps its context (and HTTP cache) for the next render.
+async fn park(browser: &LiveBrowser, tab: Tab) {
+    let (context_id, uses) = (tab.context_id.clone(), tab.uses);
+    match tab.page.close().await {
+        Ok(()) => browser.tabs.park(Parked { context_id, uses }),
+        Err(e) => {
+            tracing::debug!("could not close an idle tab ({e}); disposing its context");
+            let _ = browser.cdp.dispose_browser_context(context_id).await;
+            browser.tabs.forget_one();
         }
     }
 }

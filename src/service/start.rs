@@ -25,7 +25,15 @@ impl Service {
             .map_err(ConfigError)?;
         let metrics = Arc::new(Metrics::new().map_err(|e| ConfigError(format!("metrics: {e}")))?);
         let timezone = opts.browser.default_timezone();
-        let concurrency = opts.render.effective_concurrency();
+        let plan = opts.memory_plan();
+        if let Some(line) = plan.summary() {
+            if plan.is_tight() {
+                tracing::warn!("{line}");
+            } else {
+                tracing::info!("{line}");
+            }
+        }
+        let concurrency = plan.concurrency;
         let browsers = BrowserSupervisor::start(BrowserOptions {
             launch: LaunchOptions {
                 path,
@@ -42,6 +50,7 @@ impl Service {
             memory_budget_mib: opts.browser.memory_budget_mib,
             tab_setup: Arc::new(crate::page::tab_setup()),
             idle_timeout: opts.browser.idle_timeout,
+            park_after: opts.browser.idle_close_last,
             launches: metrics.browser_launches.clone(),
         });
         let allowed_origins = opts.server.allowed_origins();
