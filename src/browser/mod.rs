@@ -517,6 +517,29 @@ async fn close_politely(live: &LiveBrowser, handler: &mut JoinHandle<()>) {
     handler.abort();
 }
 
+/// Closes the blank tab Chromium opens at start in its default context, which no render uses:
+/// it would keep a renderer process (~90 MiB RSS) for nothing (docs/adr/0012).
+async fn close_initial_tabs(cdp: &chromiumoxide::Browser) {
+    use chromiumoxide::cdp::browser_protocol::target::{CloseTargetParams, GetTargetsParams};
+    let Ok(Ok(targets)) = tokio::time::timeout(
+        Duration::from_secs(5),
+        cdp.execute(GetTargetsParams::default()),
+    )
+    .await
+    else {
+        return;
+    };
+    for target in targets
+        .result
+        .target_infos
+        .iter()
+        .filter(|t| t.r#type == "page")
+    {
+        let close = cdp.execute(CloseTargetParams::new(target.target_id.clone()));
+        let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
+    }
+}
+
 /// Launches Chromium, connects over CDP and starts polling the CDP handler.
 async fn connect(
     opts: &BrowserOptions,
@@ -554,6 +577,7 @@ async fn connect(
         Ok(Err(e)) => return Err(format!("Chromium did not answer Browser.getVersion: {e}")),
         Err(_) => return Err("Chromium did not answer Browser.getVersion within 10s".into()),
     };
+    close_initial_tabs(&cdp).await;
     let pid = process.pid();
     Ok((
         LiveBrowser {
