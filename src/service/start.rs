@@ -37,7 +37,12 @@ impl Service {
         let browsers = BrowserSupervisor::start(BrowserOptions {
             launch: LaunchOptions {
                 path,
-                extra_flags: opts.browser.split_flags(),
+                extra_flags: {
+                    let user = opts.browser.split_flags();
+                    let mut flags = plan.chromium_flags(&user);
+                    flags.extend(user);
+                    flags
+                },
                 timezone: timezone.clone(),
                 launch_timeout: LAUNCH_TIMEOUT,
                 ca_file: opts.browser.ca_file.clone(),
