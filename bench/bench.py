@@ -83,6 +83,40 @@ def tree_mem_kib(root_pid):
     return rss, pss
 
 
+def process_kind(pid):
+    """What a process of the tree is: grender, browser, renderer, gpu, zygote or the utility's service."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            # Chromium's children rewrite their command line into one string with spaces.
+            args = f.read().decode(errors="replace").replace("\0", " ").split()
+    except OSError:
+        return "gone"
+    if not args or "chrom" not in args[0]:
+        return os.path.basename(args[0]) if args and args[0] else "?"
+    kind = next((a.split("=", 1)[1] for a in args if a.startswith("--type=")), "browser")
+    sub = next((a.split("=", 1)[1] for a in args if a.startswith("--utility-sub-type=")), "")
+    return f"{kind} ({sub.split('.')[0]})" if sub else kind
+
+
+def tree_breakdown(root_pid):
+    """'kind RSS/PSS MiB' for each process of the tree, largest PSS first."""
+    rows = []
+    for pid in tree_pids(root_pid):
+        rss = pss = 0
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss = int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss = int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        rows.append((pss, rss, process_kind(pid)))
+    rows.sort(reverse=True)
+    return ", ".join(f"{kind} {rss / 1024:.0f}/{pss / 1024:.0f}" for pss, rss, kind in rows)
+
+
 class MemSampler(threading.Thread):
     """Peak RSS and PSS of a process tree, per named phase of the run."""
 
@@ -143,11 +177,11 @@ def get(url, headers=None, timeout=120):
     return status, body
 
 
-def wait_ready(base, seconds=30):
+def wait_ready(base, seconds=30, path="/version", expect=b"Chrome/"):
     deadline = time.time() + seconds
     while time.time() < deadline:
-        status, body = get(base + "/version", timeout=2)
-        if status == 200 and b"Chrome/" in body:
+        status, body = get(base + path, timeout=2)
+        if status == 200 and expect in body:
             return
         time.sleep(0.1)
     sys.exit("grender did not become ready")
@@ -214,6 +248,16 @@ def soak(url_for, headers, pid, total):
           f"after {total}: {after_all:.0f} MiB ({(after_all / after_100 - 1) * 100:+.1f} %)")
 
 
+def node_renderer_env(args, port):
+    """The official Node renderer (3.x/4.x, built with `npx tsc` in args.node_renderer) in its
+    clustered mode, on the same Chromium headless shell as grender."""
+    chromium = "/usr/lib/chromium/chromium-headless-shell"
+    return {"HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port), "AUTH_TOKEN": args.token,
+            "CHROME_BIN": os.environ.get("CHROME_BIN", chromium), "RENDERING_MODE": "clustered",
+            "RENDERING_CLUSTERING_MODE": args.node_mode, "RENDERING_CLUSTERING_MAX_CONCURRENCY": str(args.node_concurrency),
+            "LOG_LEVEL": "error"}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=20, help="sequential renders (default 20)")
@@ -240,6 +284,15 @@ def main():
     ap.add_argument("--storm", type=int, default=100, help="identical requests sent at once (0: skip)")
     ap.add_argument("--idle-wait", type=int, default=0,
                     help="then wait this many seconds without requests and report the idle memory (e.g. 60)")
+    ap.add_argument("--after-idle", action="store_true",
+                    help="with --idle-wait: then time the first render after idling, and three more")
+    ap.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
+    ap.add_argument("--node-renderer", metavar="DIR",
+                    help="measure the official Node renderer checked out and built (npx tsc) in DIR instead of "
+                         "grender, in its clustered mode")
+    ap.add_argument("--node-mode", default="context", help="with --node-renderer: clustering mode (context, browser, "
+                                                          "incognito; default context)")
+    ap.add_argument("--node-concurrency", type=int, default=5, help="with --node-renderer: max concurrency (default 5)")
     ap.add_argument("--soak", type=int, default=0,
                     help="then render this many more times (4 clients) and compare the Chromium tree's RSS "
                          "after 100 renders with after all of them")
@@ -248,9 +301,10 @@ def main():
     procs = []
     try:
         own = not args.grender
-        if own:
+        if own and not args.no_build:
             subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "grender", "-p", "grafana-stub", "--bins",
                             "--example", "cdp_floor"], cwd=ROOT, check=True)
+        if own:
             stub_port, port = free_port(), free_port()
             stub_args = [f"127.0.0.1:{stub_port}", args.render_key, str(args.bundle_kib)]
             if args.frontend:
@@ -268,7 +322,14 @@ def main():
         if own and not args.no_floor and args.encoding == "png" and args.height != "-1":
             floor_ms = floor(args.target, args.n + args.warmup, args.width, args.height, args.render_key,
                              args.domain)[args.warmup:]
-        if own:
+        if own and args.node_renderer:
+            grender = subprocess.Popen(["node", os.path.join(args.node_renderer, "build", "app.js"), "server"],
+                                       cwd=args.node_renderer, stdout=subprocess.DEVNULL,
+                                       env={**os.environ, **node_renderer_env(args, port)})
+            procs.append(grender)
+            base, pid = f"http://127.0.0.1:{port}", grender.pid
+            wait_ready(base, path="/", expect=b"")
+        elif own:
             grender = subprocess.Popen([f"{RELEASE}/grender", "server", f"--server.addr=127.0.0.1:{port}",
                                         f"--server.auth-token={args.token}", "--log.level=error",
                                         *args.grender_arg])
@@ -276,7 +337,8 @@ def main():
             base, pid = f"http://127.0.0.1:{port}", grender.pid
         else:
             base, pid = args.grender.rstrip("/"), args.pid
-        wait_ready(base)
+        if not args.node_renderer:
+            wait_ready(base)
         def url_for(n=None):
             # Distinct requests unless n is None: identical ones would share one render.
             target = args.target
@@ -289,6 +351,10 @@ def main():
 
         url, headers = url_for(), {"X-Auth-Token": args.token}
         idle = tree_rss_kib(pid) if pid else 0
+        if pid:
+            time.sleep(2)
+            rss, pss = tree_mem_kib(pid)
+            print(f"memory of the tree at start, before any render: RSS {rss / 1024:.0f} MiB / PSS {pss / 1024:.0f} MiB")
         sampler = RssSampler(pid) if pid else None
         mem = MemSampler(pid) if pid else None
         if sampler:
@@ -342,6 +408,12 @@ def main():
             rss, pss = tree_mem_kib(pid)
             print(f"memory of the tree after {args.idle_wait} s without requests: RSS {rss / 1024:.0f} MiB / "
                   f"PSS {pss / 1024:.0f} MiB")
+            print(f"  by process, RSS/PSS MiB: {tree_breakdown(pid)}")
+            if args.after_idle:
+                times, errors = sequential(url_for(20_000_000), headers, 1)
+                warm, _ = sequential(url_for(20_000_001), headers, 3)
+                print(f"first render after the idle wait {times[0]:6.0f} ms (errors {errors}), "
+                      f"then p50 {statistics.median(warm):6.0f} ms")
         if mem:
             mem.running = False
         if args.soak and pid:
@@ -350,12 +422,18 @@ def main():
         cdp = [l for l in body.decode(errors="replace").splitlines() if l.startswith("grender_cdp_")]
         print("CDP client: " + ("; ".join(cdp) if cdp else "no unparsed messages, no rescued navigations"))
     finally:
+        leftover = [q for p in procs for q in tree_pids(p.pid)[1:]] if args.node_renderer else []
         for p in reversed(procs):
             p.terminate()
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        for pid in leftover:  # the Node renderer's Chromium, if it outlived it
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":

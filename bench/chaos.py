@@ -12,6 +12,12 @@
                                    on a freshly started service (default settings) and again once
                                    warm. Each must get >= 90 % of the pictures its measured
                                    throughput allows in 5 s, and no answer after the deadline.
+  bench/chaos.py budget            8 clients render distinct panels and dashboards of the
+                                   Grafana-frontend test app for --seconds (60) with
+                                   --browser.memory-budget=768 (--budget-mib): only 200, 429 or
+                                   503 (with Retry-After), no Chromium death or page crash, and
+                                   the tree's sampled peak RSS (grender + Chromium) under the
+                                   budget; prints PSS too. Needs testapp/dist (scripts/testapp.sh).
   bench/chaos.py soak [-n 2000]    N mixed renders from 4 clients (panels, full pages, PDFs, a
                                    broken and a slow panel): 0 unexpected answers, no temp
                                    file or process left behind, RSS drift under 10 %.
@@ -34,22 +40,28 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import (ROOT, RssSampler, concurrent, fetch, free_port, get, sequential, tree_rss_kib,  # noqa: E402
-                   wait_ready)
+from bench import (ROOT, RssSampler, concurrent, fetch, free_port, get, sequential, tree_mem_kib,  # noqa: E402
+                   tree_rss_kib, wait_ready)
 
 PROFILE = "release"
 
 
-def start(extra=(), env=None):
+def start(extra=(), env=None, frontend=False, stderr=None):
+    """The stand-in (or, with `frontend`, the Grafana-frontend test app) and grender."""
     build = ["cargo", "build", "--quiet", "-p", "grender", "-p", "grafana-stub", "--bins"]
     if PROFILE == "release":
         build.append("--release")
     subprocess.run(build, cwd=ROOT, check=True)
     bins = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), PROFILE)
     stub_port, port = free_port(), free_port()
-    stub = subprocess.Popen([f"{bins}/grafana-stub", f"127.0.0.1:{stub_port}", "k", "0"], stdout=subprocess.DEVNULL)
+    stub_args = [f"127.0.0.1:{stub_port}", "k", "0"]
+    if frontend:
+        subprocess.run([os.path.join(ROOT, "scripts", "testapp.sh")], check=True, stdout=subprocess.DEVNULL)
+        stub_args.insert(0, "--frontend")
+    stub = subprocess.Popen([f"{bins}/grafana-stub", *stub_args], stdout=subprocess.DEVNULL)
+    level = "--log.level=info" if stderr else "--log.level=error"
     grender = subprocess.Popen([f"{bins}/grender", "server", "--config=/dev/null", f"--server.addr=127.0.0.1:{port}",
-                                "--log.level=error", *extra], env=env)
+                                level, *extra], env=env, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     wait_ready(base)
     return stub, grender, base, stub_port
@@ -288,6 +300,90 @@ def storm(args):
 
 
 
+# Distinct real-frontend pictures for the budget scenario: (path, extra query).
+BUDGET_PAGES = ([(f"/d-solo/kinds/x?panelId={p}", {}) for p in range(1, 8)]
+                + [(f"/d-solo/rows/x?panelId={p}", {}) for p in (1, 2, 5)]
+                + [(f"/d-solo/forty/x?panelId={p}", {}) for p in range(1, 41, 3)]
+                + [("/d/kinds/x?kiosk", {}), ("/d/rows/x?kiosk", {}), ("/d/repeat/x?kiosk", {})])
+
+
+def budget(args):
+    """8 clients on the Grafana-frontend test app with browser.memory-budget set: only 200, 429
+    or 503 (with Retry-After), no crash, the tree's sampled peak RSS under the budget."""
+    log = tempfile.TemporaryFile()
+    stub, grender, base, stub_port = start([f"--browser.memory-budget={args.budget_mib}", *args.grender_arg],
+                                           frontend=True, stderr=log)
+    peaks, running = [0, 0], [True]
+
+    def sample():
+        while running[0]:
+            rss, pss = tree_mem_kib(grender.pid)
+            peaks[0], peaks[1] = max(peaks[0], rss), max(peaks[1], pss)
+            time.sleep(0.1)
+
+    results, lock, counter = [], threading.Lock(), iter(range(10**9))
+    stop_at = time.perf_counter() + args.seconds
+
+    def client():
+        while time.perf_counter() < stop_at:
+            with lock:
+                n = next(counter)
+            page, extra = BUDGET_PAGES[n % len(BUDGET_PAGES)]
+            url = render_url(base, stub_port, f"{page}&grender_budget={n}", timeout=15, **extra)
+            t = time.perf_counter()
+            status, answer_headers, body = fetch(url, {"X-Auth-Token": "-"}, timeout=30)
+            with lock:
+                results.append((status, answer_headers.get("Retry-After"), time.perf_counter() - t, body[:160]))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        running[0] = False
+        sampler.join()
+        _, metrics = get(f"{base}/metrics")
+    finally:
+        grender.terminate()
+        stub.terminate()
+        grender.wait(timeout=15)
+    log.seek(0)
+    lines = log.read().decode(errors="replace").splitlines()
+    plan = next((l.split("memory budget", 1)[1].strip() for l in lines if "memory budget" in l), "?")
+    died = [l for l in lines if "Chromium died" in l or "crashed" in l]
+    recycled = sum(1 for l in lines if "recycling Chromium" in l)
+    by_status = {}
+    for status, *_ in results:
+        by_status[status] = by_status.get(status, 0) + 1
+    bad = [r for r in results if r[0] not in (200, 429, 503)]
+    no_retry = sum(1 for s, retry, *_ in results if s in (429, 503) and not retry)
+    crashes = sum(1 for *_, body in results if b"crashed" in body)
+    oks = sorted(took for s, _, took, _ in results if s == 200)
+    rss_mib, pss_mib = peaks[0] / 1024, peaks[1] / 1024
+    p50 = oks[len(oks) // 2] if oks else 0.0
+    print(f"budget: {args.budget_mib} MiB ({plan}); 8 clients for {args.seconds} s on the Grafana-frontend test "
+          f"app: {len(results)} answers {by_status}, {len(oks) / args.seconds:.2f} pictures/s, p50 {p50:.2f} s; "
+          f"without Retry-After {no_retry}; Chromium recycled {recycled}x, died/crashed {len(died) + crashes}; "
+          f"tree peak RSS {rss_mib:.0f} MiB / PSS {pss_mib:.0f} MiB")
+    failures = []
+    if bad:
+        failures.append(f"{len(bad)} answers not 200/429/503, e.g. {bad[0][0]} {bad[0][3]!r}")
+    if no_retry:
+        failures.append(f"{no_retry} refusals without Retry-After")
+    if died or crashes:
+        failures.append(f"Chromium died or a page crashed: {(died or ['(in an answer)'])[0][:200]}")
+    if rss_mib >= args.budget_mib:
+        failures.append(f"peak RSS {rss_mib:.0f} MiB is not under the budget of {args.budget_mib} MiB")
+    if not oks:
+        failures.append("no picture at all")
+    for f in failures:
+        print("  " + f)
+    return 1 if failures else 0
+
+
 # The soak's mix: (kind, share, page, extra query, expected outcome).
 SOAK_MIX = [
     ("panel", 50, "/d-solo/soak{i}/p", {}, "png"),
@@ -403,18 +499,22 @@ def soak(args):
 def main():
     global PROFILE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["kill", "overload", "soak", "storm"])
+    ap.add_argument("mode", choices=["kill", "overload", "soak", "storm", "budget"])
     ap.add_argument("-n", type=int, help="kills (default 50), requests (default 300; storm 150) or renders (default 2000)")
     ap.add_argument("--debug", action="store_true", help="use the debug builds (faster to build, for CI)")
     ap.add_argument("--max-rss-mib", type=int, default=3072, help="overload: peak RSS bound (default 3072)")
     ap.add_argument("--min-share", type=float, default=0.9,
                     help="storm: least share of the possible pictures (default 0.9; CI's short run uses 0.8)")
+    ap.add_argument("--budget-mib", type=int, default=768, help="budget: browser.memory-budget (default 768)")
+    ap.add_argument("--seconds", type=int, default=60, help="budget: how long the 8 clients render (default 60)")
+    ap.add_argument("--grender-arg", action="append", default=[],
+                    help="budget: a further grender option, e.g. --grender-arg=--render.concurrency=2")
     args = ap.parse_args()
     if args.debug:
         PROFILE = "debug"
     if args.n is None:
-        args.n = {"kill": 50, "overload": 300, "soak": 2000, "storm": 150}[args.mode]
-    sys.exit({"kill": kill, "overload": overload, "soak": soak, "storm": storm}[args.mode](args))
+        args.n = {"kill": 50, "overload": 300, "soak": 2000, "storm": 150, "budget": 0}[args.mode]
+    sys.exit({"kill": kill, "overload": overload, "soak": soak, "storm": storm, "budget": budget}[args.mode](args))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 //! Run one module with `cargo test --test grender MODULE::` (or `cargo nextest run -E 'test(/^MODULE::/)'`).
 
 mod architecture;
+mod budget;
 mod cli;
 mod common;
 mod csv;

@@ -102,6 +102,8 @@ pub struct BrowserOptions {
     pub tab_setup: Arc<TabSetup>,
     /// Idle tabs beyond one are closed after this long (zero: never).
     pub idle_timeout: Duration,
+    /// The last idle tab is closed after this long, its context kept (zero: never).
+    pub close_last_after: Duration,
     /// Counts every Chromium launched (`grender_browser_launches_total`).
     pub launches: prometheus::IntCounter,
 }
@@ -294,6 +296,24 @@ async fn supervise(
                 launcher.reset_backoff();
                 continue;
             }
+            Ended::OverBudget(why) => {
+                // A successor started first would add a whole Chromium above the budget: this
+                // one stops taking renders, finishes its own, closes, and only then the next
+                // one starts. Renders arriving meanwhile wait for it within their deadlines
+                // (a retired browser is never handed out).
+                tracing::info!(
+                    generation = live.generation,
+                    pid = live.pid,
+                    "recycling Chromium: {why}; draining it before its successor starts"
+                );
+                live.retired.store(true, Ordering::SeqCst);
+                tokio::select! {
+                    _ = retire(running) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                launcher.reset_backoff();
+                continue;
+            }
             Ended::Died | Ended::Shutdown => {
                 // A browser that was serving renders is replaced at once; only one that
                 // dies right after start-up (a crash loop) backs off.
@@ -415,7 +435,10 @@ struct Running {
 enum Ended {
     Died,
     Shutdown,
+    /// Due for recycling by count: the successor starts before this one is drained.
     Recycle(String),
+    /// Over `browser.memory-budget`: drained and closed before the successor starts.
+    OverBudget(String),
 }
 
 /// Serves until Chromium dies, the service stops, or it is due for recycling.
@@ -432,15 +455,15 @@ async fn run(running: &mut Running, shutdown: &CancellationToken, opts: &Browser
             };
             let renders = live.renders.load(Ordering::Relaxed);
             if opts.recycle_after > 0 && renders >= opts.recycle_after {
-                return format!("{renders} renders (browser.recycle-after)");
+                return Ended::Recycle(format!("{renders} renders (browser.recycle-after)"));
             }
             if timer && opts.memory_budget_mib > 0 {
                 let rss = memory::tree_rss_bytes(live.pid) / (1024 * 1024);
                 if rss > opts.memory_budget_mib {
-                    return format!(
+                    return Ended::OverBudget(format!(
                         "{rss} MiB in use (browser.memory-budget {} MiB)",
                         opts.memory_budget_mib
-                    );
+                    ));
                 }
             }
         }
@@ -457,7 +480,7 @@ async fn run(running: &mut Running, shutdown: &CancellationToken, opts: &Browser
             close_politely(&live, &mut running.handler).await;
             Ended::Shutdown
         }
-        why = due => Ended::Recycle(why),
+        why = due => why,
     }
 }
 
@@ -494,6 +517,29 @@ async fn close_politely(live: &LiveBrowser, handler: &mut JoinHandle<()>) {
     .await;
     let _ = tokio::time::timeout(Duration::from_secs(3), &mut *handler).await;
     handler.abort();
+}
+
+/// Closes the blank tab Chromium opens at start in its default context, which no render uses:
+/// it would keep a renderer process (~90 MiB RSS) for nothing (docs/adr/0012).
+async fn close_initial_tabs(cdp: &chromiumoxide::Browser) {
+    use chromiumoxide::cdp::browser_protocol::target::{CloseTargetParams, GetTargetsParams};
+    let Ok(Ok(targets)) = tokio::time::timeout(
+        Duration::from_secs(5),
+        cdp.execute(GetTargetsParams::default()),
+    )
+    .await
+    else {
+        return;
+    };
+    for target in targets
+        .result
+        .target_infos
+        .iter()
+        .filter(|t| t.r#type == "page")
+    {
+        let close = cdp.execute(CloseTargetParams::new(target.target_id.clone()));
+        let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
+    }
 }
 
 /// Launches Chromium, connects over CDP and starts polling the CDP handler.
@@ -533,6 +579,7 @@ async fn connect(
         Ok(Err(e)) => return Err(format!("Chromium did not answer Browser.getVersion: {e}")),
         Err(_) => return Err("Chromium did not answer Browser.getVersion within 10s".into()),
     };
+    close_initial_tabs(&cdp).await;
     let pid = process.pid();
     Ok((
         LiveBrowser {
@@ -546,6 +593,7 @@ async fn connect(
                 opts.context_reuse,
                 opts.tab_setup.clone(),
                 opts.idle_timeout,
+                opts.close_last_after,
             ),
             renders: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),

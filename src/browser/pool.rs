@@ -16,6 +16,9 @@
 //! for the next render ([`shrink_when_idle`]). Idle tabs are lent most recently used first, so
 //! the ones that age are the ones a quieter load no longer needs.
 //!
+//! After `close_last_after` the last tab is closed too, but its context is kept ([`Dormant`]):
+//! its renderer process goes, the HTTP cache stays, and the next render opens a tab in it.
+//!
 //! With warm app reuse (`render.reuse-app`, see [`parked`]) a tab may instead be *parked*
 //! unscrubbed, its Grafana app still loaded, for the next render of the same viewer only.
 
@@ -65,6 +68,14 @@ pub struct Tab {
     app: Option<ParkedApp>,
 }
 
+/// A context whose last tab was closed after a long idle. It holds no renderer process but
+/// keeps its HTTP cache (an off-the-record context's cache lives as long as the context), so
+/// the next render opens a tab in it rather than in a new context with a cold cache.
+struct Dormant {
+    context_id: BrowserContextId,
+    uses: u32,
+}
+
 /// The tabs of one browser: at most `capacity` exist (one per concurrent render);
 /// a render waits for a tab being scrubbed rather than paying for a cold one.
 pub struct TabPool {
@@ -79,6 +90,8 @@ pub struct TabPool {
     setup: Arc<TabSetup>,
     /// Idle tabs beyond one are disposed after this long (zero: never).
     idle_timeout: std::time::Duration,
+    /// The last idle tab is closed, its context kept dormant, after this long (zero: never).
+    close_last_after: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -86,8 +99,10 @@ struct PoolState {
     idle: Vec<Tab>,
     /// Unscrubbed tabs with an app loaded for one viewer, oldest first.
     parked: Vec<Tab>,
-    /// Tabs in existence or being opened: idle, parked, lent or being scrubbed.
+    /// Tabs in existence or being opened: idle, parked, lent or being scrubbed, and a
+    /// dormant context.
     total: usize,
+    dormant: Option<Dormant>,
 }
 
 impl TabPool {
@@ -97,6 +112,7 @@ impl TabPool {
         max_uses: u32,
         setup: Arc<TabSetup>,
         idle_timeout: std::time::Duration,
+        close_last_after: std::time::Duration,
     ) -> Self {
         TabPool {
             state: Mutex::new(PoolState::default()),
@@ -107,6 +123,7 @@ impl TabPool {
             opened: AtomicU64::new(0),
             setup,
             idle_timeout,
+            close_last_after,
         }
     }
 
@@ -136,6 +153,25 @@ impl TabPool {
             expired.push(state.idle.remove(0));
         }
         expired
+    }
+
+    /// Takes out the last idle tab once it has waited `close_last_after`, for closing its tab
+    /// and keeping its context dormant.
+    fn take_last_idle(&self) -> Option<Tab> {
+        let mut state = self.state.lock().ok()?;
+        let due = !self.close_last_after.is_zero()
+            && state.dormant.is_none()
+            && state.parked.is_empty()
+            && state.idle.len() == 1
+            && state.idle[0].idle_since.elapsed() >= self.close_last_after;
+        due.then(|| state.idle.remove(0))
+    }
+
+    fn keep_dormant(&self, dormant: Dormant) {
+        if let Ok(mut state) = self.state.lock() {
+            state.dormant = Some(dormant);
+        }
+        self.returned.notify_one();
     }
 
     /// Notes that the renderer of `target` crashed, so its tab is never lent again.
@@ -195,11 +231,24 @@ impl Drop for Opening<'_> {
 
 /// Creates a context with one blank tab, prepared for renders.
 pub async fn open_tab(browser: &LiveBrowser) -> Result<Tab, RenderError> {
-    let cdp = &browser.cdp;
-    let context_id = cdp
+    let context_id = browser
+        .cdp
         .create_browser_context(CreateBrowserContextParams::default())
         .await
         .map_err(|e| RenderError::cdp("creating a browser context", e))?;
+    let tab = reopen_tab(browser, context_id, 0).await?;
+    browser.tabs.opened.fetch_add(1, Ordering::Relaxed);
+    Ok(tab)
+}
+
+/// Opens a blank tab, prepared for renders, in the existing context `context_id` (which is
+/// disposed if that fails).
+async fn reopen_tab(
+    browser: &LiveBrowser,
+    context_id: BrowserContextId,
+    uses: u32,
+) -> Result<Tab, RenderError> {
+    let cdp = &browser.cdp;
     let target = CreateTargetParams::builder()
         .url("about:blank")
         .browser_context_id(context_id.clone())
@@ -224,16 +273,13 @@ pub async fn open_tab(browser: &LiveBrowser) -> Result<Tab, RenderError> {
         Ok(page)
     };
     match setup.await {
-        Ok(page) => {
-            browser.tabs.opened.fetch_add(1, Ordering::Relaxed);
-            Ok(Tab {
-                context_id,
-                page,
-                uses: 0,
-                idle_since: std::time::Instant::now(),
-                app: None,
-            })
-        }
+        Ok(page) => Ok(Tab {
+            context_id,
+            page,
+            uses,
+            idle_since: std::time::Instant::now(),
+            app: None,
+        }),
         Err(e) => {
             let _ = cdp.dispose_browser_context(context_id).await;
             Err(e)
@@ -275,6 +321,15 @@ pub async fn lease(
                 opening.done = true;
                 return Ok((lent(tab), None));
             }
+            Taken::Dormant(dormant) => {
+                // Its place is counted already; a context that cannot take a tab any more is
+                // gone (disposed), and the loop opens a new one.
+                let mut opening = Opening { pool, done: false };
+                if let Ok(tab) = reopen_tab(browser, dormant.context_id, dormant.uses).await {
+                    opening.done = true;
+                    return Ok((lent(tab), None));
+                }
+            }
             Taken::Parked(tab) => {
                 // Every tab is taken and one holds another viewer's app: it is scrubbed
                 // and lent, as any used tab would be.
@@ -291,6 +346,8 @@ enum Taken {
     /// A tab parked with the wanted key.
     App(Tab),
     Idle(Tab),
+    /// The dormant context, to open a tab in.
+    Dormant(Dormant),
     Reserved,
     /// The oldest parked app, taken because there is no other room.
     Parked(Tab),
@@ -310,6 +367,9 @@ impl TabPool {
         }
         if let Some(tab) = state.idle.pop() {
             return Ok(Taken::Idle(tab));
+        }
+        if let Some(dormant) = state.dormant.take() {
+            return Ok(Taken::Dormant(dormant));
         }
         if state.total < self.capacity {
             state.total += 1;
@@ -342,14 +402,20 @@ pub fn watch_crashes(browser: &Arc<LiveBrowser>) {
 }
 
 /// Disposes tabs that stayed idle for the pool's idle timeout, down to one, for as long as
-/// `browser` lives: an idle service holds one warm tab, not one per render slot.
+/// `browser` lives: an idle service holds one warm tab, not one per render slot; after
+/// `close_last_after` that tab is closed and its context kept dormant, so no renderer process
+/// is left. Parked apps idle for the idle timeout are scrubbed into the idle tabs.
 pub fn shrink_when_idle(browser: &Arc<LiveBrowser>) {
-    let timeout = browser.tabs.idle_timeout;
-    if timeout.is_zero() {
+    let (timeout, close_last_after) = (browser.tabs.idle_timeout, browser.tabs.close_last_after);
+    let shortest = [timeout, close_last_after]
+        .into_iter()
+        .filter(|t| !t.is_zero())
+        .min();
+    let Some(shortest) = shortest else {
         return;
-    }
+    };
     let browser = browser.clone();
-    let every = (timeout / 4).clamp(
+    let every = (shortest / 4).clamp(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(10),
     );
@@ -359,13 +425,21 @@ pub fn shrink_when_idle(browser: &Arc<LiveBrowser>) {
                 _ = tokio::time::sleep(every) => {}
                 _ = browser.died.cancelled() => return,
             }
-            for tab in browser.tabs.take_expired_apps() {
-                tracing::debug!("giving back an app idle for {timeout:?}");
-                parked::retire(&browser, tab).await;
+            if !timeout.is_zero() {
+                for tab in browser.tabs.take_expired_apps() {
+                    tracing::debug!("giving back an app idle for {timeout:?}");
+                    parked::retire(&browser, tab).await;
+                }
+                for tab in browser.tabs.take_expired() {
+                    tracing::debug!("disposing a tab idle for {timeout:?}");
+                    dispose(&browser, tab).await;
+                }
             }
-            for tab in browser.tabs.take_expired() {
-                tracing::debug!("disposing a tab idle for {timeout:?}");
-                dispose(&browser, tab).await;
+            if let Some(tab) = browser.tabs.take_last_idle() {
+                tracing::debug!(
+                    "closing the last tab, idle for {close_last_after:?}; its context stays"
+                );
+                close_keeping_context(&browser, tab).await;
             }
         }
     });
@@ -449,6 +523,19 @@ impl Drop for LeasedTab {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move { dispose(&browser, tab).await });
             }
+        }
+    }
+}
+
+/// Closes a tab but keeps its context (and HTTP cache) for the next render.
+async fn close_keeping_context(browser: &LiveBrowser, tab: Tab) {
+    let (context_id, uses) = (tab.context_id.clone(), tab.uses);
+    match tab.page.close().await {
+        Ok(()) => browser.tabs.keep_dormant(Dormant { context_id, uses }),
+        Err(e) => {
+            tracing::debug!("could not close an idle tab ({e}); disposing its context");
+            let _ = browser.cdp.dispose_browser_context(context_id).await;
+            browser.tabs.forget_one();
         }
     }
 }

@@ -148,7 +148,7 @@ fn run_server(opts: ServerOptions) -> ExitCode {
             }
         };
         warn_about_open_settings(&opts);
-        tracing::info!(%addr, concurrency = opts.render.effective_concurrency(), "grender listening");
+        tracing::info!(%addr, concurrency = opts.effective_concurrency(), "grender listening");
         let starting = service.clone();
         tokio::spawn(async move {
             if let Err(e) = starting.wait_started().await {

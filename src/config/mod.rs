@@ -6,6 +6,7 @@
 //! start-up ([`ServerOptions::validate`]). Sources and their precedence: [`file`].
 
 mod aliases;
+mod budget;
 mod duration;
 mod file;
 mod overrides;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args, ValueEnum};
 
 pub use aliases::node_env_aliases;
+pub use budget::MemoryPlan;
 pub use duration::parse_duration;
 pub use file::{OptionSource, parse_layered};
 pub use overrides::{RequestDefaultsByUrl, UrlOverride};
@@ -228,6 +230,13 @@ pub struct ChromiumOptions {
     #[arg(long = "browser.idle-timeout", env = "BROWSER_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// Close the last warm tab too once it stayed unused this long, keeping its browser context
+    /// with Grafana's cached assets: an idle grender then runs no renderer process (~140 MiB
+    /// RSS less), and the next render opens a tab in that context (~0.7 s slower than a warm
+    /// tab, about a cold start's render) (0: never).
+    #[arg(long = "browser.idle-close-last", env = "BROWSER_IDLE_CLOSE_LAST", default_value = "5m", value_parser = parse_duration)]
+    pub idle_close_last: Duration,
+
     /// Restart Chromium after this many renders, draining renders in flight first (0: never).
     #[arg(
         long = "browser.recycle-after",
@@ -236,7 +245,11 @@ pub struct ChromiumOptions {
     )]
     pub recycle_after: u64,
 
-    /// Restart Chromium (draining first) when its processes use more than this many MiB (0: no limit).
+    /// MiB of RSS grender's Chromium tree may use (0: no limit). The one memory knob: unless
+    /// render.concurrency is set, renders at once (and warm tabs) are derived from it and the
+    /// measured cost of Chromium (~300 MiB) and of each concurrent render (~180 MiB), at most
+    /// 2 per core, and V8 favours memory over speed; the start-up log says what it allows. Past
+    /// it, Chromium is recycled: drained first, then relaunched, so two never run at once.
     #[arg(
         long = "browser.memory-budget",
         env = "BROWSER_MEMORY_BUDGET",
@@ -404,7 +417,8 @@ pub struct RenderOptions {
           num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub reuse_app: bool,
 
-    /// Renders running at once; the rest wait in the queue.
+    /// Renders running at once; the rest wait in the queue. Default: 2 per core, or what
+    /// browser.memory-budget allows when it is set.
     #[arg(long = "render.concurrency", env = "RENDER_CONCURRENCY")]
     pub concurrency: Option<usize>,
     /// Requests allowed to wait for a render slot; more are refused with 429.
@@ -441,13 +455,12 @@ pub struct RenderOptions {
 }
 
 impl RenderOptions {
-    /// Renders running at once: two per core, the knee of throughput measured on 2 cores.
-    pub fn effective_concurrency(&self) -> usize {
-        self.concurrency.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get() * 2)
-                .unwrap_or(4)
-        })
+    /// Renders running at once without a memory budget: two per core, the knee of throughput
+    /// measured on 2 cores.
+    fn cpu_concurrency() -> usize {
+        std::thread::available_parallelism()
+            .map(|n| n.get() * 2)
+            .unwrap_or(4)
     }
 }
 
@@ -574,6 +587,21 @@ impl ServerOptions {
         let cmd = ServerOptions::augment_args(clap::Command::new("grender"));
         let matches = cmd.try_get_matches_from(["grender"])?;
         ServerOptions::from_arg_matches(&matches)
+    }
+
+    /// Renders at once and warm tabs, from render.concurrency and browser.memory-budget.
+    pub fn memory_plan(&self) -> MemoryPlan {
+        MemoryPlan::derive(
+            self.browser.memory_budget_mib,
+            self.render.concurrency,
+            RenderOptions::cpu_concurrency(),
+            self.render.isolation,
+        )
+    }
+
+    /// Renders running at once (see [`ServerOptions::memory_plan`]).
+    pub fn effective_concurrency(&self) -> usize {
+        self.memory_plan().concurrency
     }
 
     /// The request defaults, with every `browser.override` resolved against them.

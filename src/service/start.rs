@@ -25,13 +25,26 @@ impl Service {
             .map_err(ConfigError)?;
         let metrics = Arc::new(Metrics::new().map_err(|e| ConfigError(format!("metrics: {e}")))?);
         let timezone = opts.browser.default_timezone();
-        let concurrency = opts.render.effective_concurrency();
+        let plan = opts.memory_plan();
+        if let Some(line) = plan.summary() {
+            if plan.is_tight() {
+                tracing::warn!("{line}");
+            } else {
+                tracing::info!("{line}");
+            }
+        }
+        let concurrency = plan.concurrency;
         // A fresh Chromium per render has no app to keep.
         let reuse_app = opts.render.reuse_app && opts.render.isolation == Isolation::Context;
         let browsers = BrowserSupervisor::start(BrowserOptions {
             launch: LaunchOptions {
                 path,
-                extra_flags: opts.browser.split_flags(),
+                extra_flags: {
+                    let user = opts.browser.split_flags();
+                    let mut flags = plan.chromium_flags(&user);
+                    flags.extend(user);
+                    flags
+                },
                 timezone: timezone.clone(),
                 launch_timeout: LAUNCH_TIMEOUT,
                 ca_file: opts.browser.ca_file.clone(),
@@ -39,8 +52,9 @@ impl Service {
             },
             context_reuse: opts.browser.context_reuse,
             tabs: concurrency,
-            // Room for half as many parked apps as render slots (docs/adr/0013).
-            parked_tabs: if reuse_app {
+            // Room for half as many parked apps as render slots (docs/adr/0013), unless a
+            // memory budget counts every tab.
+            parked_tabs: if reuse_app && opts.browser.memory_budget_mib == 0 {
                 concurrency.div_ceil(2)
             } else {
                 0
@@ -50,6 +64,7 @@ impl Service {
             memory_budget_mib: opts.browser.memory_budget_mib,
             tab_setup: Arc::new(crate::page::tab_setup()),
             idle_timeout: opts.browser.idle_timeout,
+            close_last_after: opts.browser.idle_close_last,
             launches: metrics.browser_launches.clone(),
         });
         let allowed_origins = opts.server.allowed_origins();
