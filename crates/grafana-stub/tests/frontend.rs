@@ -70,15 +70,19 @@ async fn frontend_mode_serves_the_app() {
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
 
         let body = r#"{"from":1700000000000,"to":1700003600000,"maxDataPoints":10,"queries":[{"refId":"A","alias":"cpu","seed":1}]}"#;
-        let query = |body: &str| {
+        let query_with = |body: &str, cookie: &str| {
             http(
                 addr,
                 format!(
-                    "POST /api/ds/query HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "POST /api/ds/query HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 ),
             )
         };
+        let query = |body: &str| query_with(body, "renderKey=key1");
+        // Like Grafana's API, the data source refuses a request without a valid render key.
+        let refused = query_with(body, "renderKey=wrong");
+        assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
         let data = query(body);
         assert!(data.starts_with("HTTP/1.1 200"), "{data}");
         assert!(data.contains("\"refId\":\"A\""), "{data}");
