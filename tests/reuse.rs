@@ -35,6 +35,14 @@ fn reuse_count(h: &Harness, outcome: &str, reason: &str) -> u64 {
 const FROM: &str = "1764547200000";
 const TO: &str = "1764568800000";
 
+/// The `kinds` dashboard's panel `id` alone, over the fixed time range.
+fn kinds_panel(h: &Harness, id: u32) -> String {
+    h.stub.url(&format!(
+        "/d-solo/{}/x?panelId={id}&from={FROM}&to={TO}",
+        app::KINDS
+    ))
+}
+
 /// Requests of one viewer that alternate dashboards, panels, variables, time ranges, time
 /// zones, themes and sizes: (path and query, width, height, time zone).
 fn corpus() -> Vec<(String, &'static str, &'static str, &'static str)> {
@@ -254,11 +262,7 @@ async fn an_app_is_only_ever_reused_by_its_own_viewer() {
         return;
     };
     let (ann, bob) = (7, 8);
-    let target = h.stub.url(&format!(
-        "/d-solo/{}/x?panelId={}&from={FROM}&to={TO}",
-        app::KINDS,
-        app::KINDS_TIMESERIES
-    ));
+    let target = kinds_panel(&h, app::KINDS_TIMESERIES);
     let params = [("width", "800"), ("height", "400")];
     // Grafana signs a new key for every render; the viewer is what they share.
     let plan = [
@@ -307,11 +311,7 @@ async fn keys_that_prove_nobody_never_get_a_loaded_app() {
     else {
         return;
     };
-    let target = h.stub.url(&format!(
-        "/d-solo/{}/x?panelId={}&from={FROM}&to={TO}",
-        app::KINDS,
-        app::KINDS_STAT
-    ));
+    let target = kinds_panel(&h, app::KINDS_STAT);
     let params = [("width", "600"), ("height", "300")];
     // An opaque key, and a JWT with the same claims signed by someone else's token.
     let forged = jwt(7, 600, "not-the-token");
@@ -334,11 +334,7 @@ async fn a_revoked_key_or_another_grafana_build_renders_cold() {
     else {
         return;
     };
-    let target = h.stub.url(&format!(
-        "/d-solo/{}/x?panelId={}&from={FROM}&to={TO}",
-        app::KINDS,
-        app::KINDS_TIMESERIES
-    ));
+    let target = kinds_panel(&h, app::KINDS_TIMESERIES);
     let params = [("width", "600"), ("height", "300")];
     let r = render_as(&h, &jwt(7, 600, TOKEN), &target, &params).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -384,11 +380,7 @@ async fn an_app_is_given_back_scrubbed_when_its_viewer_goes_idle() {
     else {
         return;
     };
-    let target = h.stub.url(&format!(
-        "/d-solo/{}/x?panelId={}&from={FROM}&to={TO}",
-        app::KINDS,
-        app::KINDS_STAT
-    ));
+    let target = kinds_panel(&h, app::KINDS_STAT);
     let params = [("width", "600"), ("height", "300")];
     let r = render_as(&h, &jwt(7, 600, TOKEN), &target, &params).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -479,16 +471,16 @@ async fn a_route_that_shows_no_new_scene_renders_cold() {
         return;
     };
     let params = [("width", "600"), ("height", "300")];
-    let panel = |id: u32| {
-        h.stub.url(&format!(
-            "/d-solo/{}/x?panelId={id}&from={FROM}&to={TO}",
-            app::KINDS
-        ))
-    };
-    let r = render_as(&h, &jwt(7, 600, TOKEN), &panel(app::KINDS_STAT), &params).await;
+    let r = render_as(
+        &h,
+        &jwt(7, 600, TOKEN),
+        &kinds_panel(&h, app::KINDS_STAT),
+        &params,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     // No such panel: the app shows a message, no scene. The move cannot be proven.
-    let r = render_as(&h, &jwt(7, 601, TOKEN), &panel(999), &params).await;
+    let r = render_as(&h, &jwt(7, 601, TOKEN), &kinds_panel(&h, 999), &params).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(reuse_count(&h, "fallback", "route-unchanged"), 1);
     // The cold render after the fallback loaded the page itself.

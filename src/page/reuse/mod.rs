@@ -44,11 +44,11 @@ use scripts::{NAVIGATE_JS, PROOF_JS, VERIFY_JS, Verdict, run};
 use watch::AnomalyWatch;
 
 /// Renders one app serves before it is booted afresh.
-pub(crate) const MAX_RENDERS: u32 = 100;
+const MAX_RENDERS: u32 = 100;
 /// Age after which an app is booted afresh.
-pub(crate) const MAX_AGE: Duration = Duration::from_secs(15 * 60);
+const MAX_AGE: Duration = Duration::from_secs(15 * 60);
 /// Growth of the app's JavaScript heap over its first render's that retires it.
-pub(crate) const MAX_HEAP_GROWTH: f64 = 64.0 * 1024.0 * 1024.0;
+const MAX_HEAP_GROWTH: f64 = 64.0 * 1024.0 * 1024.0;
 /// Longest wait for the in-app navigation to reach the new scene.
 const PROOF_LIMIT: Duration = Duration::from_secs(3);
 
