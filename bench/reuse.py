@@ -64,9 +64,9 @@ class Grender:
                                       f"--server.auth-token={TOKEN}", "--log.level=error", *extra])
         self.base = f"http://127.0.0.1:{port}"
         wait_ready(self.base)
+        # Sampling walks /proc many times a second: started only for the 8-client runs
+        # (where the peak is), so that it does not slow the sequential renders.
         self.rss, self.mem = RssSampler(self.proc.pid), MemSampler(self.proc.pid)
-        self.rss.start()
-        self.mem.start()
         self.seq, self.rates, self.errors = [], [], 0
 
     def url(self, target, n, viewer, args):
@@ -98,6 +98,12 @@ def measure(both, args, target):
             status, _ = get(g.url(target, 1000 + n, viewers[0], args), headers)
             g.seq.append((time.perf_counter() - t) * 1000)
             g.errors += status != 200
+            # Repeat renders of one viewer come seconds apart in real use; without a pause,
+            # each render would also pay for the other grender's clean-up after its last one.
+            time.sleep(args.pause)
+    for g in both:
+        g.rss.start()
+        g.mem.start()
     for r in range(args.rounds):
         for g in both:
             g.mem.phase = "8 clients"
@@ -124,6 +130,8 @@ def main():
     ap.add_argument("--height", default="500")
     ap.add_argument("--delay", default="0", help="stand-in query delay in ms")
     ap.add_argument("--page", default="/d-solo/kinds/x?panelId=1", help="test-app path and knobs")
+    ap.add_argument("--pause", type=float, default=0.5,
+                    help="seconds between two sequential renders (default 0.5; 0 = back to back)")
     ap.add_argument("--rounds", type=int, default=2, help="8-client runs of each grender (default 2)")
     ap.add_argument("--grender-arg", action="append", default=[], help="extra option for both grenders")
     args = ap.parse_args()

@@ -1,7 +1,7 @@
 //! The CDP floor: the fastest a warm Chromium can render a page, with no service around it.
 //!
 //! One tab, reused: navigate, wait for the same readiness signal grender waits for, capture
-//! a PNG; repeat. Benchmarks divide grender's latency by this one's, measured in the same run.
+//! a PNG (early, while the last quiet frames pass, as grender does); repeat. Benchmarks divide grender's latency by this one's, measured in the same run.
 //!
 //! Usage: `cdp_floor URL N [WIDTH HEIGHT] [RENDER_KEY DOMAIN]`; prints one latency (ms) per line.
 
@@ -19,7 +19,7 @@ use futures::StreamExt;
 use grender::browser::launch::{LaunchOptions, launch};
 use grender::cli::{Cli, Command};
 use grender::page::ReadinessOptions;
-use grender::page::{navigate, readiness};
+use grender::page::{early_capture, navigate, readiness};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -76,12 +76,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await
             .map_err(|e| e.reason().to_string())?;
         let until = tokio::time::Instant::now() + ready.timeout;
-        readiness::wait(&page, &mut no_bindings, ready, until, None).await?;
-        let shot = CaptureScreenshotParams::builder()
-            .format(CaptureScreenshotFormat::Png)
-            .from_surface(true)
-            .build();
-        page.execute(shot).await?;
+        // With grender's early capture: the picture is taken while the last quiet frames
+        // pass, and again after them if the page changed meanwhile.
+        let ready_now = readiness::wait(&page, &mut no_bindings, ready, until, None, true).await?;
+        let shot = || async {
+            let shot = CaptureScreenshotParams::builder()
+                .format(CaptureScreenshotFormat::Png)
+                .from_surface(true)
+                .build();
+            page.execute(shot)
+                .await
+                .map_err(|e| grender::error::RenderError::cdp("capturing", e))
+        };
+        let kept = ready_now.early
+            && early_capture::capture(&page, until, shot())
+                .await?
+                .is_some();
+        if !kept {
+            if ready_now.early {
+                readiness::wait(&page, &mut no_bindings, ready, until, None, false).await?;
+            }
+            shot().await?;
+        }
         println!("{:.1}", started.elapsed().as_secs_f64() * 1000.0);
         if loaded == navigate::Loaded::ByLifecycle {
             // The client still waits for that navigation: the tab is replaced, as grender does.

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub browser_renders: IntCounter,
     pub browser_launches: IntCounter,
     pub app_reuse: IntCounterVec,
+    pub early_capture: IntCounterVec,
     pub chromium_rss: IntGauge,
     pub errors: IntCounterVec,
     pub limits_refused: IntCounterVec,
@@ -163,6 +164,13 @@ impl Metrics {
                 ),
                 &["outcome", "reason"],
             )?,
+            early_capture: IntCounterVec::new(
+                Opts::new(
+                    "grender_early_capture_total",
+                    "Pictures taken while the page's last quiet frames passed, by whether they were kept or thrown away because the page changed (outcome: kept, discarded).",
+                ),
+                &["outcome"],
+            )?,
             browser_renders: IntCounter::new(
                 "grender_browser_renders_total",
                 "Renders that reached the browser.",
@@ -214,6 +222,7 @@ impl Metrics {
             browser_renders,
             browser_launches,
             app_reuse,
+            early_capture,
             chromium_rss,
             errors,
             limits_refused

@@ -173,6 +173,57 @@ async fn a_panel_whose_query_takes_two_seconds_is_captured_drawn() {
     h.stop().await;
 }
 
+/// The picture is taken while the last quiet frames pass (early capture); a page that
+/// changes after that picture was taken but before readiness would have been reached (here
+/// four frames after its last query, by a canvas draw without any DOM change, or by a style
+/// change) gets a picture taken after the change, never the early one.
+#[tokio::test]
+async fn a_change_during_the_last_quiet_frames_is_in_the_picture() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let early = |metrics: &str, outcome: &str| {
+        let line = format!("grender_early_capture_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // A page that does not change: its early picture is kept.
+    let img = h
+        .render(
+            &h.dashboard(SOLO, ""),
+            &[("width", "600"), ("height", "300")],
+        )
+        .await
+        .png();
+    assert!(img.is_drawn(300, 150), "{:?}", img.rgb(300, 150));
+    let metrics = h.get_with(&h.url("/metrics"), &[]).await.text();
+    assert_eq!(early(&metrics, "kept"), 1, "{metrics}");
+    for (n, late) in ["canvas", "dom", "canvas", "dom"].iter().enumerate() {
+        let img = h
+            .render(
+                &h.dashboard(SOLO, &format!("late={late}")),
+                &[("width", "1600"), ("height", "1200")],
+            )
+            .await
+            .png();
+        assert!(
+            common::close(img.rgb(800, 600), grafana_stub::LATE_AFTER_RGB),
+            "late={late}: the picture shows the page before its change: {:?}",
+            img.rgb(800, 600)
+        );
+        let metrics = h.get_with(&h.url("/metrics"), &[]).await.text();
+        assert_eq!(
+            early(&metrics, "discarded"),
+            n as u64 + 1,
+            "late={late}: the early picture was not thrown away"
+        );
+    }
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn binding_failure_report_is_an_error_not_a_picture() {
     let Some(h) = Harness::start(&[]).await else {

@@ -5,6 +5,7 @@
 
 pub(crate) mod capture;
 pub(crate) mod download;
+pub mod early_capture;
 pub(crate) mod emulate;
 pub(crate) mod full_page;
 pub mod guard;
@@ -64,6 +65,10 @@ pub struct Capture {
     pub steps: Vec<(Stage, std::time::Duration)>,
     /// Whether a loaded app drew it.
     pub reuse: AppReuse,
+    /// Whether the picture was taken while the last quiet frames passed ([`early_capture`]):
+    /// kept (`Some(true)`), thrown away because the page changed (`Some(false)`), or not
+    /// tried.
+    pub early: Option<bool>,
 }
 
 /// Renders `req` (PNG or PDF) in a tab of its own context, lent by `browser`'s pool.
@@ -245,12 +250,14 @@ async fn drive(
             file_name: Some(name),
             steps: Vec::new(),
             reuse: AppReuse::Cold("output"),
+            early: None,
         };
         return Ok((capture, false));
     }
 
     progress.set(Stage::WaitingForPanels);
-    let (mode, height) = wait_ready(page, &mut bindings, req, opts, watch.as_ref()).await?;
+    let (mode, bytes, early) =
+        ready_and_capture(page, &mut bindings, req, opts, watch.as_ref(), progress).await?;
     let thrown = watch
         .as_ref()
         .map(watch::PageWatch::exceptions)
@@ -265,42 +272,72 @@ async fn drive(
     if let Some(refused) = refused() {
         return Err(refused);
     }
-
-    progress.set(Stage::Capturing);
-    let bytes = capture_picture(page, req, height, progress).await?;
     let capture = Capture {
         bytes,
         mode,
         file_name: None,
         steps: Vec::new(),
         reuse: AppReuse::Cold("off"),
+        early,
     };
     Ok((capture, watch.is_some() && thrown.is_empty()))
 }
 
+/// Waits for Grafana's readiness signals, then captures the picture (PNG, JPEG/WebP or
+/// PDF). A picture of a fixed size may be taken while the last quiet frames pass
+/// ([`early_capture`]), and is kept only if the page did not change meanwhile.
+async fn ready_and_capture(
+    page: &Page,
+    bindings: &mut (impl futures::Stream<Item = Arc<EventBindingCalled>> + Unpin),
+    req: &RenderRequest,
+    opts: &PageOptions,
+    watch: Option<&watch::PageWatch>,
+    progress: &Progress,
+) -> Result<(ReadinessMode, bytes::Bytes, Option<bool>), RenderError> {
+    let until = tokio::time::Instant::now() + req.readiness.timeout;
+    let early = req.viewport.height.is_some() && !matches!(req.output, Output::Pdf(_));
+    let (ready, height) = wait_ready(page, bindings, req, opts, watch, until, early).await?;
+    progress.set(Stage::Capturing);
+    if ready.early {
+        let shot = capture_picture(page, req, height, progress);
+        if let Some(bytes) = early_capture::capture(page, until, shot).await? {
+            return Ok((ready.mode, bytes, Some(true)));
+        }
+        // The page changed after the picture was taken: wait and capture as usual.
+        progress.set(Stage::WaitingForPanels);
+        let (ready, height) = wait_ready(page, bindings, req, opts, watch, until, false).await?;
+        progress.set(Stage::Capturing);
+        let bytes = capture_picture(page, req, height, progress).await?;
+        return Ok((ready.mode, bytes, Some(false)));
+    }
+    let bytes = capture_picture(page, req, height, progress).await?;
+    Ok((ready.mode, bytes, None))
+}
+
 /// Waits for Grafana's readiness signals (following the page's height for a full-page
-/// picture); returns how the page said so and the height to capture.
+/// picture) until `until`; returns how the page said so and the height to capture.
 async fn wait_ready(
     page: &Page,
     bindings: &mut (impl futures::Stream<Item = Arc<EventBindingCalled>> + Unpin),
     req: &RenderRequest,
     opts: &PageOptions,
     watch: Option<&watch::PageWatch>,
-) -> Result<(ReadinessMode, u32), RenderError> {
-    let until = tokio::time::Instant::now() + req.readiness.timeout;
+    until: tokio::time::Instant,
+    early: bool,
+) -> Result<(readiness::Ready, u32), RenderError> {
     let mut full = req
         .viewport
         .height
         .is_none()
         .then(|| FullPage::new(req.viewport, opts.max_pixels));
-    let mode = readiness::wait(page, bindings, req.readiness, until, full.as_mut())
+    let ready = readiness::wait(page, bindings, req.readiness, until, full.as_mut(), early)
         .await
         .map_err(|e| explain(e, watch))?;
     let height = full
         .as_ref()
         .map(|f| f.height)
         .unwrap_or_else(|| req.viewport.start_height());
-    Ok((mode, height))
+    Ok((ready, height))
 }
 
 /// The picture (PNG, JPEG/WebP or PDF) of the ready page, `height` CSS pixels tall.

@@ -30,7 +30,7 @@ const POLL_MS: u64 = 25;
 /// Animation frames in a row without a DOM change or a long task that make a Scenes page
 /// settled once its queries are done (measured against Grafana's real frontend: the last
 /// panel draws 100–300 ms after the query counter returns to 0, in long tasks).
-const QUIET_FRAMES: u32 = 3;
+pub(crate) const QUIET_FRAMES: u32 = 3;
 /// A frame later than this after the previous one means a long task ran in between.
 const LONG_FRAME_MS: u64 = 50;
 /// A Scenes page without any active query runner or variable is not waited on for a
@@ -48,24 +48,32 @@ pub const TRACK_QUERIES_JS: &str = r#"(() => {
     Object.defineProperty(window, '__grafanaRunningQueryCount', {
       configurable: true, enumerable: true,
       get() { return v; },
-      set(x) { v = x; if (x > 0) window.__grenderSawQuery = true; },
+      set(x) {
+        v = x;
+        if (x > 0) window.__grenderSawQuery = true;
+        if (typeof window.__grenderWake === 'function') window.__grenderWake();
+      },
     });
   } catch (e) {}
 })()"#;
 
 /// One slice of waiting in the page. Returns `pending` after `sliceMs` so that no CDP
 /// call outlives the CDP client's own 30 s command limit.
-const READY_JS: &str = r#"(async (o) => {
+const READY_JS: &str = r#"(async (o, watchFrom) => {
   const sliceStart = performance.now();
   const t0 = sliceStart - o.elapsedMs;
   const solo = location.pathname.includes('/d-solo/');
   const w = window;
   const frames = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  // Until the next DOM change, query counter change (the tracker calls `__grenderWake`) or
+  // `pollMs`, whichever comes first.
   const tick = () => new Promise(r => {
     let t;
-    const mo = new MutationObserver(() => { mo.disconnect(); clearTimeout(t); r(); });
+    const wake = () => { mo.disconnect(); clearTimeout(t); if (w.__grenderWake === wake) w.__grenderWake = null; r(); };
+    const mo = new MutationObserver(wake);
     mo.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
-    t = setTimeout(() => { mo.disconnect(); r(); }, o.pollMs);
+    w.__grenderWake = wake;
+    t = setTimeout(wake, o.pollMs);
   });
   const count = s => document.querySelectorAll(s).length;
   // Scenes' counter is back at 0 before the panels have drawn: Grafana then processes the
@@ -89,8 +97,10 @@ const READY_JS: &str = r#"(async (o) => {
     visit(root, 0);
     return found;
   };
+  // With `o.early`, a page that has been quiet for that many frames is a candidate: the
+  // rest of the quiet frames are counted by `watchFrom` while the picture is taken.
   const settled = async () => {
-    let quiet = 0, changes = 0, last = performance.now();
+    let quiet = 0, changes = 0, changed = false, last = performance.now();
     const mo = new MutationObserver(l => { changes += l.length; });
     mo.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
     try {
@@ -99,8 +109,13 @@ const READY_JS: &str = r#"(async (o) => {
         const now = performance.now();
         if (w.__grafanaRunningQueryCount > 0 || now - sliceStart > o.sliceMs) return false;
         quiet = changes === 0 && now - last < o.longFrameMs ? quiet + 1 : 0;
+        changed = changed || changes > 0;
         changes = 0;
         last = now;
+        if (o.early && quiet < o.quietFrames && (quiet > o.early || (quiet === o.early && changed))) {
+          watchFrom(o, quiet, now);
+          return 'candidate';
+        }
       }
       return true;
     } finally {
@@ -125,11 +140,15 @@ const READY_JS: &str = r#"(async (o) => {
       const running = w.__grafanaRunningQueryCount;
       if (running > 0) w.__grenderSawQuery = true;
       else if (w.__grenderSawQuery || !o.expectQuery || waited > o.graceMs) {
-        if (await settled()) return {mode: 'scenes'};
+        const s = await settled();
+        if (s === 'candidate') return {mode: 'candidate'};
+        if (s) return {mode: 'scenes'};
         continue;
       } else if (running === undefined && waited > o.minQuietMs && !activeQueries(w.__grafanaSceneContext)) {
         // Nothing on the page will ever query (a text panel): no need to wait for one.
-        if (await settled() && !activeQueries(w.__grafanaSceneContext)) return {mode: 'scenes'};
+        const s = await settled();
+        if (s && !activeQueries(w.__grafanaSceneContext)) return {mode: s === 'candidate' ? 'candidate' : 'scenes'};
+        if (s === 'candidate') w.__grenderEarly.stop();
         continue;
       }
     } else {
@@ -198,6 +217,9 @@ enum PageSignal {
     /// Grafana supports the render binding: wait for its report.
     Binding,
     Scenes,
+    /// A Scenes page quiet for `early` frames: its picture may be taken while the page's
+    /// watcher counts the remaining quiet frames (see [`super::early_capture`]).
+    Candidate,
     Legacy,
     /// No Grafana signal (`none`): a plain page.
     #[serde(other)]
@@ -211,16 +233,28 @@ const FULL_PAGE_SLICE_MS: u64 = 200;
 /// Growths of a full page before we stop following it (endless pages).
 const MAX_GROWTHS: u32 = 20;
 
+/// How a page said it was ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ready {
+    pub mode: ReadinessMode,
+    /// Only [`QUIET_FRAMES`]` - 1` quiet frames have passed yet: the page's watcher counts
+    /// the last one while the picture is taken, and [`super::early_capture`] decides
+    /// whether that picture stands.
+    pub early: bool,
+}
+
 /// Waits until the page reports every panel drawn, or `until` (the render's readiness
 /// deadline) passes. With `full`, the viewport follows the page's height while waiting,
-/// so panels that load lazily come into view and load too.
+/// so panels that load lazily come into view and load too. With `early`, a Scenes page
+/// may be reported [`Ready::early`].
 pub async fn wait(
     page: &Page,
     bindings: &mut (impl futures::Stream<Item = std::sync::Arc<EventBindingCalled>> + Unpin),
     opts: ReadinessOptions,
     until: tokio::time::Instant,
     mut full: Option<&mut FullPage>,
-) -> Result<ReadinessMode, RenderError> {
+    early: bool,
+) -> Result<Ready, RenderError> {
     let started = tokio::time::Instant::now();
     let slice = Duration::from_millis(if full.is_some() {
         FULL_PAGE_SLICE_MS
@@ -242,11 +276,13 @@ pub async fn wait(
                 "minQuietMs": MIN_QUIET_MS,
                 "longFrameMs": LONG_FRAME_MS,
                 "settle": settle,
+                "early": if early && full.is_none() { super::early_capture::EARLY_AT } else { 0 },
             });
             settle = false;
+            let watch = super::early_capture::WATCH_JS;
             let signal: PageSignal = match evaluate(
                 page,
-                &format!("({READY_JS})({args})"),
+                &format!("({READY_JS})({args}, {watch})"),
                 "waiting for panels",
             )
             .await
@@ -286,6 +322,12 @@ pub async fn wait(
                     }
                 }
                 PageSignal::Scenes => Some(ReadinessMode::Scenes),
+                PageSignal::Candidate => {
+                    return Ok(Ready {
+                        mode: ReadinessMode::Scenes,
+                        early: true,
+                    });
+                }
                 PageSignal::Legacy => Some(ReadinessMode::Legacy),
                 PageSignal::Plain => Some(ReadinessMode::None),
             };
@@ -298,7 +340,7 @@ pub async fn wait(
                 continue;
             }
             if let Some(mode) = ready {
-                return Ok(mode);
+                return Ok(Ready { mode, early: false });
             }
         }
     };

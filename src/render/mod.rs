@@ -95,6 +95,13 @@ impl Renderer {
                 .app_reuse
                 .with_label_values(&[reuse.outcome(), reuse.reason()])
                 .inc();
+            if let Ok(Some(kept)) = result.as_ref().map(|c| c.early) {
+                let outcome = if kept { "kept" } else { "discarded" };
+                self.metrics
+                    .early_capture
+                    .with_label_values(&[outcome])
+                    .inc();
+            }
             result
         };
         let result = tokio::select! {

@@ -20,6 +20,10 @@
 //! - `bundle`: KiB of application JavaScript the page loads, parses and runs before it boots,
 //!   like Grafana's bundle (default: the stand-in's [`StubOptions::bundle_kib`], 8 MiB unless
 //!   set; `bundle=0` for none). It is served with immutable cache headers.
+//! - `late=canvas|dom` (Scenes mode): an overlay over the whole page in [`LATE_BEFORE_RGB`]
+//!   turns [`LATE_AFTER_RGB`] `lateFrame` animation frames (default 4) after the last query
+//!   ended, by a canvas draw (no DOM change) or a style change: a picture taken while the
+//!   last quiet frames pass must not miss it.
 //!
 //! A drawn panel is filled with [`DRAWN_RGB`]; the page background is [`BACKGROUND_RGB`].
 //!
@@ -48,6 +52,10 @@ mod hostile;
 pub const DRAWN_RGB: [u8; 3] = [20, 160, 60];
 /// Colour of the page behind panels (and of a panel not yet drawn).
 pub const BACKGROUND_RGB: [u8; 3] = [17, 18, 23];
+/// The `late` overlay's colour before its change.
+pub const LATE_BEFORE_RGB: [u8; 3] = [200, 30, 30];
+/// The `late` overlay's colour after its change.
+pub const LATE_AFTER_RGB: [u8; 3] = [30, 30, 200];
 
 /// One request the stand-in received.
 #[derive(Debug, Clone)]
@@ -421,6 +429,10 @@ async fn dashboard(
         "bundle": num("bundle", shared.bundle_kib),
         "drawn": DRAWN_RGB,
         "background": BACKGROUND_RGB,
+        "late": q.get("late"),
+        "lateFrame": num("lateFrame", 4),
+        "lateBefore": LATE_BEFORE_RGB,
+        "lateAfter": LATE_AFTER_RGB,
     });
     let bundle = num("bundle", shared.bundle_kib);
     let script = if bundle > 0 {

@@ -313,16 +313,13 @@ async fn drive(
     progress.set(Stage::LoadingPage);
     let moved = navigate(page, app, req, &mut bindings).await?;
     progress.set(Stage::WaitingForPanels);
-    let (mode, height) = super::wait_ready(page, &mut bindings, req, opts, None)
-        .await
-        .map_err(fail("readiness"))?;
+    let (mode, bytes, early) =
+        super::ready_and_capture(page, &mut bindings, req, opts, None, progress)
+            .await
+            .map_err(fail("readiness"))?;
     if navigation.refused().is_some() {
         return Err(Fallback("refused-origin"));
     }
-    progress.set(Stage::Capturing);
-    let bytes = super::capture_picture(page, req, height, progress)
-        .await
-        .map_err(fail("capture"))?;
     let again = moved.finish(page, mode).await?;
     let capture = Capture {
         bytes,
@@ -330,6 +327,7 @@ async fn drive(
         file_name: None,
         steps: Vec::new(),
         reuse: AppReuse::Reused,
+        early,
     };
     Ok((capture, again))
 }
