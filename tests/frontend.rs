@@ -118,6 +118,16 @@ async fn every_panel_kind_is_captured_drawn_every_time() {
             assert_drawn(panel, &img, run);
         }
     }
+    // Every one of these pictures was first taken during the last quiet frames (ADR 14), and
+    // Grafana's real panels left some of them standing: the early capture works on them.
+    let metrics = h.get_with(&h.url("/metrics"), &[]).await.text();
+    let early = |outcome: &str| {
+        let name = format!("grender_early_capture_total{{outcome=\"{outcome}\"}}");
+        common::metric_value(&metrics, &name) as usize
+    };
+    let renders = repeat() * app::KINDS_PANELS.len();
+    assert_eq!(early("kept") + early("discarded"), renders, "{metrics}");
+    assert!(early("kept") > 0, "no early picture was kept: {metrics}");
     h.stop().await;
 }
 

@@ -7,9 +7,9 @@
 //! a watcher in the page goes on counting frames and notes any change until the picture is
 //! taken: a DOM mutation, a draw on a canvas (2D or WebGL), a resource that finished
 //! loading, a query starting again, or a late frame (a long task) before the last quiet one.
-//! The picture is kept only when the page was quiet for all [`QUIET_FRAMES`] frames and
-//! changed nothing until the capture ended — the page a capture after readiness would have
-//! shown. Otherwise it is thrown away and the render waits and captures as before.
+//! The picture is kept only when the page was quiet for all [`QUIET_FRAMES`] frames, and
+//! changed nothing until the capture ended and the frame after the last quiet one was drawn
+//! — the frame a capture after readiness would have shown. Otherwise it is thrown away and the render waits and captures as before.
 //!
 //! [`QUIET_FRAMES`]: super::readiness::QUIET_FRAMES
 
@@ -55,14 +55,14 @@ pub(crate) const WATCH_JS: &str = r#"((o, quiet, last) => {
   for (const gl of [w.WebGLRenderingContext, w.WebGL2RenderingContext]) {
     hook(gl && gl.prototype, ['drawArrays', 'drawElements', 'clear']);
   }
+  // The quiet frames must come on time; one frame more must pass too, because a capture
+  // after readiness would have shown the frame after the last quiet one.
   const frame = () => {
     if (stopped) return;
     const now = performance.now();
     if (w.__grafanaRunningQueryCount > 0) change();
-    else if (quiet < o.quietFrames) {
-      if (now - last >= o.longFrameMs) change();
-      else if (++quiet >= o.quietFrames) done('quiet');
-    }
+    else if (quiet < o.quietFrames && now - last >= o.longFrameMs) change();
+    else if (++quiet > o.quietFrames) done('quiet');
     last = now;
     requestAnimationFrame(frame);
   };
@@ -78,7 +78,7 @@ pub(crate) const WATCH_JS: &str = r#"((o, quiet, last) => {
     done('stopped');
     if (w.__grenderEarly === s) delete w.__grenderEarly;
   };
-  s.kept = () => !dirty && quiet >= o.quietFrames;
+  s.kept = () => !dirty && quiet > o.quietFrames;
   w.__grenderEarly = s;
 })"#;
 

@@ -1,6 +1,7 @@
 //! One render in one isolated browser context: lease a tab, emulate the screen ([`emulate`]),
 //! guard its requests ([`guard`]), navigate ([`navigate`]), wait for readiness
-//! ([`readiness`]), then capture ([`capture`]) or catch the CSV ([`download`]). This module is
+//! ([`readiness`]), then capture ([`capture`]; for a Scenes picture, during the last quiet
+//! frames: [`early_capture`]) or catch the CSV ([`download`]). This module is
 //! the step sequence; each step lives in its own module.
 
 pub(crate) mod capture;

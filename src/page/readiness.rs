@@ -237,9 +237,9 @@ const MAX_GROWTHS: u32 = 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ready {
     pub mode: ReadinessMode,
-    /// Only [`QUIET_FRAMES`]` - 1` quiet frames have passed yet: the page's watcher counts
-    /// the last one while the picture is taken, and [`super::early_capture`] decides
-    /// whether that picture stands.
+    /// Fewer than [`QUIET_FRAMES`] quiet frames have passed yet: the page's watcher counts
+    /// the rest while the picture is taken, and [`super::early_capture`] decides whether
+    /// that picture stands.
     pub early: bool,
 }
 
