@@ -410,6 +410,26 @@ async fn fresh_contexts_per_render_keep_nothing_either() {
     h.stop().await;
 }
 
+/// Renders one right after another keep using the one warm context: the next waits the
+/// few milliseconds its tab's scrub takes instead of opening a cold context (which costs a
+/// render ~0.5 s on Grafana's real frontend).
+#[tokio::test]
+async fn renders_one_after_another_stay_in_the_warm_context() {
+    let Some(h) = Harness::start(&["--render.concurrency=3"]).await else {
+        return;
+    };
+    for n in 0..6 {
+        let target = h.dashboard(&format!("/d-solo/seq{n}/p"), "");
+        assert_eq!(h.render(&target, &[("height", "500")]).await.status, 200);
+    }
+    assert_eq!(
+        h.browser().tabs.opened(),
+        1,
+        "a render opened a new context while the last one's tab was being scrubbed"
+    );
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn idle_tabs_are_given_back_down_to_one_warm_tab() {
     let Some(h) = Harness::start(&["--render.concurrency=3", "--browser.idle-timeout=1s"]).await

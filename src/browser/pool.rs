@@ -103,6 +103,8 @@ struct PoolState {
     /// dormant context.
     total: usize,
     dormant: Option<Dormant>,
+    /// Tabs given back and being scrubbed: warm tabs in a moment.
+    scrubbing: usize,
 }
 
 impl TabPool {
@@ -197,6 +199,27 @@ impl TabPool {
             }
             _ => false,
         }
+    }
+
+    /// Notes a tab given back for scrubbing, before the scrub starts, so that a lease in the
+    /// meantime knows a warm tab is on its way.
+    fn scrub_started(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.scrubbing += 1;
+        }
+    }
+
+    /// Ends a scrub: the tab becomes idle (in the same step, so no lease sees it neither
+    /// scrubbing nor idle), or `None` when it is disposed instead.
+    fn scrub_ended(&self, tab: Option<Tab>) {
+        if let Ok(mut state) = self.state.lock() {
+            state.scrubbing = state.scrubbing.saturating_sub(1);
+            if let Some(mut tab) = tab {
+                tab.idle_since = std::time::Instant::now();
+                state.idle.push(tab);
+            }
+        }
+        self.returned.notify_one();
     }
 
     fn put_idle(&self, mut tab: Tab) {
@@ -299,9 +322,13 @@ pub async fn lease(
         tab: Some(tab),
         spoiled: Default::default(),
     };
+    // A warm tab being scrubbed is waited for once, briefly, before a new context is opened:
+    // its cached assets and warm renderer save far more than the scrub takes.
+    let mut waited_for_scrub = false;
+    let mut scrub_deadline = None;
     loop {
         let returned = pool.returned.notified();
-        match pool.take_or_reserve(want_app)? {
+        match pool.take_or_reserve(want_app, !waited_for_scrub)? {
             Taken::App(tab) => {
                 if let Some((tab, app)) = parked::unpark(browser, tab).await {
                     return Ok((lent(tab), Some(app)));
@@ -338,6 +365,13 @@ pub async fn lease(
                 }
             }
             Taken::Full => returned.await,
+            Taken::Scrubbing => {
+                // Woken by any tab coming back (or a stale wake-up): look again, until
+                // the wait's end.
+                let until =
+                    *scrub_deadline.get_or_insert_with(|| tokio::time::Instant::now() + SCRUB_WAIT);
+                waited_for_scrub = tokio::time::timeout_at(until, returned).await.is_err();
+            }
         }
     }
 }
@@ -351,19 +385,39 @@ enum Taken {
     Reserved,
     /// The oldest parked app, taken because there is no other room.
     Parked(Tab),
+    /// No idle tab, but one is being scrubbed: worth a short wait.
+    Scrubbing,
     Full,
 }
 
+/// Longest wait for a tab being scrubbed before a lease opens a new context instead
+/// (a scrub takes tens of milliseconds; a cold context costs a render ~0.5 s more).
+const SCRUB_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
 impl TabPool {
-    /// The wanted app, else an idle tab, else room for a new one, else a parked tab to
-    /// scrub, else nothing until a tab comes back.
-    fn take_or_reserve(&self, want_app: Option<&str>) -> Result<Taken, RenderError> {
+    /// The wanted app, else an idle tab that has rendered before, else (with
+    /// `wait_for_scrub`) a tab soon back from its scrub, else any idle tab, the dormant
+    /// context, room for a new one, a parked tab to scrub, or nothing until a tab comes back.
+    fn take_or_reserve(
+        &self,
+        want_app: Option<&str>,
+        wait_for_scrub: bool,
+    ) -> Result<Taken, RenderError> {
         let mut state = self
             .state
             .lock()
             .map_err(|_| RenderError::cdp("leasing a tab", "pool lock poisoned"))?;
         if let Some(at) = want_app.and_then(|key| parked::find(&state.parked, key)) {
             return Ok(Taken::App(state.parked.remove(at)));
+        }
+        // A tab that has rendered before (its context's cache and its renderer warm) is
+        // worth a short wait; one opened ahead of time but never used is not.
+        let warm_soon = wait_for_scrub && state.scrubbing > 0;
+        if let Some(at) = state.idle.iter().rposition(|t| t.uses > 0 || !warm_soon) {
+            return Ok(Taken::Idle(state.idle.remove(at)));
+        }
+        if warm_soon {
+            return Ok(Taken::Scrubbing);
         }
         if let Some(tab) = state.idle.pop() {
             return Ok(Taken::Idle(tab));
@@ -504,12 +558,18 @@ impl LeasedTab {
         let browser = self.browser.clone();
         let reusable = reusable && !self.spoiled.load(Ordering::Relaxed);
         tab.uses += 1;
+        let scrubbing =
+            reusable && tab.uses < browser.tabs.max_uses && !browser.died.is_cancelled();
+        if scrubbing {
+            browser.tabs.scrub_started();
+        }
         tokio::spawn(async move {
-            if reusable && tab.uses < browser.tabs.max_uses && !browser.died.is_cancelled() {
+            if scrubbing {
                 match scrub(&browser, &tab).await {
-                    Ok(()) => return browser.tabs.put_idle(tab),
+                    Ok(()) => return browser.tabs.scrub_ended(Some(tab)),
                     Err(e) => tracing::debug!("discarding a tab's context: {e}"),
                 }
+                browser.tabs.scrub_ended(None);
             }
             dispose(&browser, tab).await;
         });
