@@ -107,6 +107,13 @@ struct PoolState {
     scrubbing: usize,
 }
 
+impl PoolState {
+    fn push_idle(&mut self, mut tab: Tab) {
+        tab.idle_since = std::time::Instant::now();
+        self.idle.push(tab);
+    }
+}
+
 impl TabPool {
     /// A pool of up to `capacity` tabs whose contexts serve `max_uses` renders each.
     pub fn new(
@@ -214,18 +221,16 @@ impl TabPool {
     fn scrub_ended(&self, tab: Option<Tab>) {
         if let Ok(mut state) = self.state.lock() {
             state.scrubbing = state.scrubbing.saturating_sub(1);
-            if let Some(mut tab) = tab {
-                tab.idle_since = std::time::Instant::now();
-                state.idle.push(tab);
+            if let Some(tab) = tab {
+                state.push_idle(tab);
             }
         }
         self.returned.notify_one();
     }
 
-    fn put_idle(&self, mut tab: Tab) {
-        tab.idle_since = std::time::Instant::now();
+    fn put_idle(&self, tab: Tab) {
         if let Ok(mut state) = self.state.lock() {
-            state.idle.push(tab);
+            state.push_idle(tab);
         }
         self.returned.notify_one();
     }
@@ -324,11 +329,12 @@ pub async fn lease(
     };
     // A warm tab being scrubbed is waited for once, briefly, before a new context is opened:
     // its cached assets and warm renderer save far more than the scrub takes.
-    let mut waited_for_scrub = false;
-    let mut scrub_deadline = None;
+    let mut scrub_wait_until = None;
     loop {
         let returned = pool.returned.notified();
-        match pool.take_or_reserve(want_app, !waited_for_scrub)? {
+        let wait_for_scrub =
+            scrub_wait_until.is_none_or(|until| tokio::time::Instant::now() < until);
+        match pool.take_or_reserve(want_app, wait_for_scrub)? {
             Taken::App(tab) => {
                 if let Some((tab, app)) = parked::unpark(browser, tab).await {
                     return Ok((lent(tab), Some(app)));
@@ -368,9 +374,9 @@ pub async fn lease(
             Taken::Scrubbing => {
                 // Woken by any tab coming back (or a stale wake-up): look again, until
                 // the wait's end.
-                let until =
-                    *scrub_deadline.get_or_insert_with(|| tokio::time::Instant::now() + SCRUB_WAIT);
-                waited_for_scrub = tokio::time::timeout_at(until, returned).await.is_err();
+                let until = *scrub_wait_until
+                    .get_or_insert_with(|| tokio::time::Instant::now() + SCRUB_WAIT);
+                let _ = tokio::time::timeout_at(until, returned).await;
             }
         }
     }
@@ -395,9 +401,9 @@ enum Taken {
 const SCRUB_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
 impl TabPool {
-    /// The wanted app, else an idle tab that has rendered before, else (with
-    /// `wait_for_scrub`) a tab soon back from its scrub, else any idle tab, the dormant
-    /// context, room for a new one, a parked tab to scrub, or nothing until a tab comes back.
+    /// The wanted app, else an idle tab (with `wait_for_scrub` only one that has rendered
+    /// before, else a tab soon back from its scrub), else the dormant context, room for a new
+    /// one, a parked tab to scrub, or nothing until a tab comes back.
     fn take_or_reserve(
         &self,
         want_app: Option<&str>,
@@ -418,9 +424,6 @@ impl TabPool {
         }
         if warm_soon {
             return Ok(Taken::Scrubbing);
-        }
-        if let Some(tab) = state.idle.pop() {
-            return Ok(Taken::Idle(tab));
         }
         if let Some(dormant) = state.dormant.take() {
             return Ok(Taken::Dormant(dormant));

@@ -106,7 +106,10 @@ pub async fn capture<T>(
     capture: impl Future<Output = Result<T, RenderError>>,
 ) -> Result<Option<T>, RenderError> {
     let quiet = async {
-        let waited = tokio::time::timeout_at(until, evaluate::<String>(page, QUIET_JS, "x"));
+        let waited = tokio::time::timeout_at(
+            until,
+            evaluate::<String>(page, QUIET_JS, "waiting for the last quiet frames"),
+        );
         matches!(waited.await, Ok(Ok(v)) if v == "quiet")
     };
     let (shot, quiet) = futures::join!(capture, quiet);

@@ -296,9 +296,12 @@ async fn ready_and_capture(
     progress: &Progress,
 ) -> Result<(ReadinessMode, bytes::Bytes, Option<bool>), RenderError> {
     let until = tokio::time::Instant::now() + req.readiness.timeout;
-    let early = req.viewport.height.is_some() && !matches!(req.output, Output::Pdf(_));
-    let (ready, height) = wait_ready(page, bindings, req, opts, watch, until, early).await?;
+    // Readiness itself never offers an early picture of a full page (it grows while waiting).
+    let early = !matches!(req.output, Output::Pdf(_));
+    let (mut ready, mut height) =
+        wait_ready(page, bindings, req, opts, watch, until, early).await?;
     progress.set(Stage::Capturing);
+    let mut kept = None;
     if ready.early {
         let shot = capture_picture(page, req, height, progress);
         if let Some(bytes) = early_capture::capture(page, until, shot).await? {
@@ -306,13 +309,12 @@ async fn ready_and_capture(
         }
         // The page changed after the picture was taken: wait and capture as usual.
         progress.set(Stage::WaitingForPanels);
-        let (ready, height) = wait_ready(page, bindings, req, opts, watch, until, false).await?;
+        (ready, height) = wait_ready(page, bindings, req, opts, watch, until, false).await?;
         progress.set(Stage::Capturing);
-        let bytes = capture_picture(page, req, height, progress).await?;
-        return Ok((ready.mode, bytes, Some(false)));
+        kept = Some(false);
     }
     let bytes = capture_picture(page, req, height, progress).await?;
-    Ok((ready.mode, bytes, None))
+    Ok((ready.mode, bytes, kept))
 }
 
 /// Waits for Grafana's readiness signals (following the page's height for a full-page
