@@ -36,6 +36,7 @@ pub mod page;
 pub mod plugin;
 pub(crate) mod redact;
 pub(crate) mod render;
+pub mod report;
 pub mod request;
 pub mod service;
 pub(crate) mod stage;

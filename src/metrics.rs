@@ -43,6 +43,7 @@ pub struct Metrics {
     pub chromium_rss: IntGauge,
     pub errors: IntCounterVec,
     pub limits_refused: IntCounterVec,
+    pub reports: IntCounterVec,
 }
 
 fn seconds(name: &str, help: &str, buckets: Vec<f64>) -> HistogramOpts {
@@ -194,6 +195,13 @@ impl Metrics {
                 ),
                 &["limit"],
             )?,
+            reports: IntCounterVec::new(
+                Opts::new(
+                    "grender_reports_total",
+                    "Scheduled report runs by report and outcome (sent; retrying: an attempt failed and will be tried again; failed: the run gave up; missed: due while the service was down for longer than catch_up).",
+                ),
+                &["report", "outcome"],
+            )?,
             registry,
         };
         macro_rules! register {
@@ -225,7 +233,8 @@ impl Metrics {
             early_capture,
             chromium_rss,
             errors,
-            limits_refused
+            limits_refused,
+            reports
         );
         m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

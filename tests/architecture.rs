@@ -36,8 +36,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Adapters over the service, and what every command does first.
     ("startup", &["cdp_health"]),
     (
+        "report",
+        &["config", "error", "output", "request", "service"],
+    ),
+    (
         "api",
-        &["browser", "config", "error", "output", "request", "service"],
+        &[
+            "browser", "config", "error", "output", "report", "request", "service",
+        ],
     ),
     (
         "plugin",
@@ -48,7 +54,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "api", "browser", "config", "error", "output", "page", "request", "service", "startup",
+            "api", "browser", "config", "error", "output", "page", "report", "request", "service",
+            "startup",
         ],
     ),
 ];

@@ -24,6 +24,7 @@ mod pdf;
 mod plugin;
 mod properties;
 mod render;
+mod reports;
 mod reuse;
 mod sandbox;
 mod secrets;

@@ -25,6 +25,8 @@ use crate::service::{AuthOutcome, COMPATIBLE_RENDERER_VERSION, Route, Service};
 struct AppState {
     service: Arc<Service>,
     sizes: RequestSizeLimits,
+    /// The scheduled reports, when `--reports` is set (`GET /reports`).
+    reports: Option<Arc<crate::report::Reports>>,
 }
 
 /// Size limits of a request head, answered with a message naming the option to raise.
@@ -47,6 +49,15 @@ pub struct HttpServer {
 impl HttpServer {
     /// The HTTP service of `service` with the `server.*` options.
     pub fn new(service: Arc<Service>, opts: &HttpOptions) -> Result<Self, ConfigError> {
+        Self::with_reports(service, opts, None)
+    }
+
+    /// [`HttpServer::new`], also answering `GET /reports` with the status of `reports`.
+    pub fn with_reports(
+        service: Arc<Service>,
+        opts: &HttpOptions,
+        reports: Option<Arc<crate::report::Reports>>,
+    ) -> Result<Self, ConfigError> {
         let tls = match (&opts.certificate_file, &opts.key_file) {
             (Some(cert), Some(key)) => Some(tls::server_config(cert, key, opts.min_tls_version)?),
             _ => None,
@@ -57,6 +68,7 @@ impl HttpServer {
                 max_url_bytes: opts.max_url_bytes,
                 max_header_bytes: opts.max_header_bytes,
             },
+            reports,
         });
         Ok(HttpServer {
             service,
@@ -125,6 +137,7 @@ fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/render", get(render))
         .route("/render/csv", get(render_csv))
+        .route("/reports", get(reports_status))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(protected)
@@ -360,6 +373,18 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         state.service.metrics_text(),
     )
         .into_response()
+}
+
+/// The scheduled reports: next run and last result of each (behind the token: it names
+/// dashboards and recipients' count).
+async fn reports_status(State(state): State<Arc<AppState>>) -> Response {
+    match &state.reports {
+        Some(reports) => axum::Json(reports.status()).into_response(),
+        None => text_error(
+            StatusCode::NOT_FOUND,
+            "no reports are configured (start grender server with --reports FILE)",
+        ),
+    }
 }
 
 async fn render_version() -> Response {

@@ -4,6 +4,7 @@
 
 mod doctor;
 mod render;
+mod report;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub enum Command {
     Healthcheck(Box<ServerOptions>),
     /// Print the effective configuration, secrets masked, with where each value came from.
     PrintConfig(Box<ServerOptions>),
+    /// Scheduled e-mail reports: `report list`, or `report send NAME [--to ADDR]` to send one now.
+    Report(Box<report::ReportArgs>),
 }
 
 impl Cli {
@@ -78,6 +81,10 @@ pub fn run() -> ExitCode {
         }
         Command::Healthcheck(opts) => {
             block_on(async move { ExitCode::from(healthcheck(&opts).await) })
+        }
+        Command::Report(args) => {
+            init_logging(&quieter(&args.server.log.level), LogStyle::Text);
+            block_on(async move { ExitCode::from(report::run(*args).await) })
         }
         Command::PrintConfig(_) => {
             print_config(&sources);
@@ -130,7 +137,21 @@ fn run_server(opts: ServerOptions) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let http = match HttpServer::new(service.clone(), &opts.server) {
+        let reports = match &opts.reports_file {
+            Some(path) => match crate::report::Reports::open(path, service.clone()) {
+                Ok(reports) => {
+                    reports.start();
+                    Some(reports)
+                }
+                Err(e) => {
+                    eprintln!("grender: {e}");
+                    service.shutdown().await;
+                    return ExitCode::from(2);
+                }
+            },
+            None => None,
+        };
+        let http = match HttpServer::with_reports(service.clone(), &opts.server, reports.clone()) {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("grender: {e}");
@@ -155,10 +176,13 @@ fn run_server(opts: ServerOptions) -> ExitCode {
                 tracing::error!("Chromium could not be started: {e}");
             }
         });
-        match http
+        let served = http
             .serve(listener, shutdown_signal(), opts.server.shutdown_timeout)
-            .await
-        {
+            .await;
+        if let Some(reports) = reports {
+            reports.release();
+        }
+        match served {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS

@@ -45,6 +45,9 @@ pub struct ServerOptions {
     pub render: RenderOptions,
     #[command(flatten)]
     pub plugin: PluginOptions,
+    /// Scheduled e-mail reports: a YAML file of SMTP settings and reports (docs/reports.md).
+    #[arg(long = "reports", env = "GRENDER_REPORTS")]
+    pub reports_file: Option<PathBuf>,
 }
 
 /// `log.*`

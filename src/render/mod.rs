@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::browser::BrowserSupervisor;
 use crate::error::RenderError;
 use crate::page::{self, Capture, PageOptions};
-use crate::request::{Progress, RenderRequest, Stage};
+use crate::request::{Priority, Progress, RenderRequest, Stage};
 use identity::Identity;
 
 /// How long a failed CDP call waits to learn whether the browser died.
@@ -83,7 +83,10 @@ impl Renderer {
     ) -> Result<Capture, RenderError> {
         let deadline = req.deadline;
         let progress = Progress::new(Stage::WaitingForSlot);
-        let _slot = self.queue.enter(&deadline).await?;
+        let _slot = match req.priority {
+            Priority::Interactive => self.queue.enter(&deadline).await?,
+            Priority::Background => self.queue.enter_background(&deadline).await?,
+        };
         let started = tokio::time::Instant::now();
         progress.set(Stage::WaitingForChromium);
         let lease = self.browsers.acquire(&deadline).await?;

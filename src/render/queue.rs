@@ -40,6 +40,8 @@ pub struct QueueStats {
 /// See the module docs.
 pub struct RenderQueue {
     slots: Semaphore,
+    /// One background render at a time.
+    background: Semaphore,
     concurrency: usize,
     queue_size: usize,
     waiting: AtomicUsize,
@@ -48,14 +50,27 @@ pub struct RenderQueue {
     render_ms_avg: AtomicU64,
 }
 
-/// A running render's slot.
-pub type Slot<'a> = SemaphorePermit<'a>;
+/// A running render's slot (and a background render's turn), given back when dropped.
+pub struct Slot<'a> {
+    _slot: SemaphorePermit<'a>,
+    _background_turn: Option<SemaphorePermit<'a>>,
+}
+
+impl<'a> From<SemaphorePermit<'a>> for Slot<'a> {
+    fn from(slot: SemaphorePermit<'a>) -> Self {
+        Slot {
+            _slot: slot,
+            _background_turn: None,
+        }
+    }
+}
 
 impl RenderQueue {
     /// `concurrency` renders at once, `queue_size` waiting at most.
     pub fn new(concurrency: usize, queue_size: usize, metrics: Arc<Metrics>) -> Self {
         RenderQueue {
             slots: Semaphore::new(concurrency.max(1)),
+            background: Semaphore::new(1),
             concurrency: concurrency.max(1),
             queue_size,
             waiting: AtomicUsize::new(0),
@@ -99,7 +114,7 @@ impl RenderQueue {
     /// not finish before `deadline` after waiting its turn.
     pub async fn enter(&self, deadline: &Deadline) -> Result<Slot<'_>, RenderError> {
         if let Ok(slot) = self.slots.try_acquire() {
-            return Ok(slot);
+            return Ok(slot.into());
         }
         let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
         let _leave = LeaveQueue(&self.waiting);
@@ -141,6 +156,38 @@ impl RenderQueue {
         slot?
     }
 
+    /// Waits for a slot for a background render (a scheduled report): it is taken only while
+    /// no request waits and, with more than one slot, another stays free, and one background
+    /// render runs at a time — so Grafana's own requests are never queued behind reports.
+    pub async fn enter_background(&self, deadline: &Deadline) -> Result<Slot<'_>, RenderError> {
+        let turn = deadline
+            .run(Stage::WaitingForSlot, async {
+                self.background
+                    .acquire()
+                    .await
+                    .map_err(|_| RenderError::BrowserUnavailable("shutting down".into()))
+            })
+            .await??;
+        let spare = usize::from(self.concurrency > 1);
+        let slot = deadline
+            .run(Stage::WaitingForSlot, async {
+                loop {
+                    if self.waiting.load(Ordering::SeqCst) == 0
+                        && self.slots.available_permits() > spare
+                        && let Ok(slot) = self.slots.try_acquire()
+                    {
+                        return slot;
+                    }
+                    tokio::time::sleep(RECHECK).await;
+                }
+            })
+            .await?;
+        Ok(Slot {
+            _slot: slot,
+            _background_turn: Some(turn),
+        })
+    }
+
     /// Waits for a slot while a render of average length can still end in time: admitted
     /// without a measurement, or on an estimate that proved wrong, a request whose turn comes
     /// too late is refused (429) rather than started, or left to time out.
@@ -175,7 +222,7 @@ impl RenderQueue {
             .map_err(|_| RenderError::BrowserUnavailable("the service is shutting down".into()))?;
         match self.render_estimate() {
             Some(render) if render > deadline.remaining() => Err(too_late(render)),
-            _ => Ok(slot),
+            _ => Ok(slot.into()),
         }
     }
 }
@@ -252,6 +299,33 @@ mod tests {
         let (slot, ()) = tokio::join!(waiter, waiting);
         assert!(slot.is_ok());
         assert_eq!(metrics.queue_refused.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn background_renders_leave_a_slot_free_and_yield_to_waiting_requests() {
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let q = RenderQueue::new(2, 100, metrics);
+        let long = Deadline::after(Duration::from_secs(60));
+        // Both slots free: a background render takes one, never the last.
+        let report = q.enter_background(&long).await.expect("a free slot");
+        assert_eq!(q.stats().in_flight, 1);
+        let second = tokio::time::timeout(Duration::from_millis(200), q.enter_background(&long));
+        assert!(second.await.is_err(), "one background render at a time");
+        // An interactive request still finds the other slot at once.
+        let alert = tokio::time::timeout(Duration::from_millis(50), q.enter(&long))
+            .await
+            .expect("not queued behind the report")
+            .expect("a slot");
+        drop(report);
+        // With a request waiting, a background render waits even though a slot is free.
+        let busy = q.enter(&long).await.expect("the freed slot");
+        q.waiting.store(1, Ordering::SeqCst);
+        drop(alert);
+        let blocked = tokio::time::timeout(Duration::from_millis(200), q.enter_background(&long));
+        assert!(blocked.await.is_err(), "yields to the waiting request");
+        q.waiting.store(0, Ordering::SeqCst);
+        drop(busy);
+        assert!(q.enter_background(&long).await.is_ok());
     }
 
     #[tokio::test]

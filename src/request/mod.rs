@@ -34,6 +34,18 @@ pub struct RenderRequest {
     pub output: crate::output::Output,
     /// The shared deadline of every step of this request.
     pub deadline: Deadline,
+    /// Grafana's requests come first; scheduled reports render in the background.
+    pub priority: Priority,
+}
+
+/// Whose render waits when slots are short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    /// Grafana (or a person) waits for the answer.
+    #[default]
+    Interactive,
+    /// Nobody waits: a scheduled report, rendered when no interactive request needs the slot.
+    Background,
 }
 
 /// Knobs of one readiness wait.

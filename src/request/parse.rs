@@ -247,6 +247,7 @@ pub fn parse_render_query(
             .map(String::from),
         output,
         extra_headers: Vec::new(),
+        priority: Default::default(),
         readiness: readiness_of(d),
         deadline: Deadline::after(timeout),
     })
@@ -373,6 +374,7 @@ pub fn parse_csv_query(
             .filter(|v| !v.is_empty())
             .map(String::from),
         extra_headers: Vec::new(),
+        priority: Default::default(),
         readiness: readiness_of(d),
         output: Output::Csv {
             file_name: get("filePath").and_then(crate::output::csv::file_name_from),

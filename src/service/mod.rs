@@ -48,6 +48,8 @@ pub enum Route {
     GrpcCsv,
     /// `grender render` and `grender doctor`
     CommandLine,
+    /// A scheduled (or `grender report send`) report
+    Report,
 }
 
 impl Route {
@@ -59,6 +61,7 @@ impl Route {
             Route::GrpcRender => "grpc Render",
             Route::GrpcCsv => "grpc RenderCSV",
             Route::CommandLine => "cli",
+            Route::Report => "report",
         }
     }
 
@@ -123,11 +126,17 @@ impl Service {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let identity = identify(
-            req.cookie.as_ref(),
-            token.and_then(|i| self.tokens.token(i).map(|t| (i, t))),
-            now,
-        );
+        let identity = if req.extra_headers.is_empty() {
+            identify(
+                req.cookie.as_ref(),
+                token.and_then(|i| self.tokens.token(i).map(|t| (i, t))),
+                now,
+            )
+        } else {
+            // Credentials of our own (a report's Grafana token): equal only to the same ones,
+            // so such a render is never shared with a request that has not got them.
+            crate::render::identity::Identity::of_credentials(&req.extra_headers)
+        };
         let encoding = req.output.encoding().name();
         let _in_flight = crate::metrics::InFlight::start(&self.metrics);
         let outcome = self.renderer.render(req, identity).await;

@@ -367,7 +367,8 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-/// Whether the request may pass: no keys configured, or its `renderKey` is one of them.
+/// Whether the request may pass: no keys configured, or its `renderKey` cookie or its
+/// `Authorization: Bearer` token (a service-account token) is one of them.
 fn render_key_ok(shared: &Shared, headers: &HeaderMap) -> bool {
     let keys = shared
         .render_keys
@@ -375,7 +376,16 @@ fn render_key_ok(shared: &Shared, headers: &HeaderMap) -> bool {
         .map(|k| k.clone())
         .unwrap_or_default();
     let sent = cookie(headers, "renderKey");
-    keys.is_empty() || sent.is_some_and(|s| keys.contains(&s))
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(String::from);
+    keys.is_empty()
+        || [sent, bearer]
+            .into_iter()
+            .flatten()
+            .any(|s| keys.contains(&s))
 }
 
 /// Grafana's answer to a page request without a valid render key: off to the login page.

@@ -1,0 +1,280 @@
+//! Scheduled e-mail reports: rendered through the service against the stand-in, sent to a
+//! real SMTP server on loopback (aiosmtpd, tests/support/smtp_sink.py), and checked as a mail
+//! client reads the message: MIME tree, names and types, `cid:` pictures, UTF-8 subjects.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::Harness;
+
+use grender::report::Reports;
+
+/// A real SMTP server that writes each message it accepts as JSON (see the script).
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    out: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    fn start(login: Option<(&str, &str)>) -> SmtpSink {
+        use std::io::BufRead;
+        let out = tempfile::tempdir().expect("tempdir");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(script).arg(out.path());
+        if let Some((user, password)) = login {
+            cmd.args(["--user", user, "--password", password]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the SMTP sink (scripts/test-deps.sh installs python3-aiosmtpd)");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the sink prints its port");
+        let port = line
+            .trim()
+            .strip_prefix("port ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the SMTP sink did not start: {line:?}"));
+        SmtpSink { child, port, out }
+    }
+
+    /// The `n`-th message received (1-based), waiting a little for it.
+    fn message(&self, n: usize) -> serde_json::Value {
+        let path = self.out.path().join(format!("{n}.json"));
+        let until = Instant::now() + Duration::from_secs(10);
+        while !path.exists() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text = std::fs::read_to_string(&path).expect("the message arrived");
+        serde_json::from_str(&text).expect("json")
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The MIME tree as `type(child,child)`.
+fn shape(node: &serde_json::Value) -> String {
+    let kind = node["type"].as_str().unwrap_or("?").to_string();
+    match node["parts"].as_array() {
+        Some(parts) => format!(
+            "{kind}({})",
+            parts.iter().map(shape).collect::<Vec<_>>().join(",")
+        ),
+        None => kind,
+    }
+}
+
+fn leaf<'a>(msg: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    msg["leaves"]
+        .as_array()
+        .and_then(|l| l.iter().find(|p| p["type"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} part in {msg}"))
+}
+
+fn write_reports(dir: &Path, h: &Harness, sink: &SmtpSink, extra_smtp: &str) -> PathBuf {
+    std::fs::write(dir.join("smtp-password"), "s3cret\n").expect("write");
+    std::fs::write(dir.join("grafana-token"), "glsa_report_token\n").expect("write");
+    let dashboard = h.stub.url("/d/uid1/ops-overview?orgId=1&var-env=prod");
+    let text = format!(
+        "smtp:
+  host: 127.0.0.1
+  port: {port}
+  security: none
+  username: grender
+  password_file: {dir}/smtp-password
+  from: \"Grafana レポート <reports@example.org>\"
+{extra_smtp}
+timezone: Asia/Tokyo
+grafana:
+  token_file: {dir}/grafana-token
+reports:
+  - name: weekly
+    title: 運用ダッシュボード
+    dashboard: {dashboard}
+    range: {{from: now-7d, to: now}}
+    schedule: weekly on monday at 08:00
+    format: pdf
+    pdf: {{paper: a4, landscape: true}}
+    recipients: [ops@example.org, \"Zoë <zoe@example.org>\"]
+    subject: \"{{{{title}}}} 週報 ({{{{range}}}})\"
+  - name: daily
+    dashboard: {dashboard}
+    schedule: daily at 07:00
+    format: png-inline
+    width: 1000
+    height: 600
+    recipients: [ops@example.org]
+  - name: data
+    dashboard: {dashboard}
+    schedule: hourly
+    format: csv
+    panels: [2]
+    recipients: [ops@example.org]
+",
+        port = sink.port,
+        dir = dir.display(),
+    );
+    let path = dir.join("reports.yaml");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_arrive_as_a_mail_client_reads_them() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    h.stub.allow_key("glsa_report_token");
+    let sink = SmtpSink::start(Some(("grender", "s3cret")));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_reports(dir.path(), &h, &sink, "");
+    let reports = Reports::open(&path, h.service.clone()).expect("the reports file is valid");
+    assert!(
+        dir.path().join("reports.db").exists(),
+        "history created on first start"
+    );
+
+    // A PDF attachment beside text and HTML; the subject in Japanese.
+    let done = reports.send_now("weekly", None).await.expect("sent");
+    assert!(done.contains("weekly-"), "{done}");
+    let pdf_msg = sink.message(1);
+    assert_eq!(pdf_msg["authenticated"], true);
+    assert_eq!(
+        pdf_msg["rcpt_tos"],
+        serde_json::json!(["ops@example.org", "zoe@example.org"])
+    );
+    let subject = pdf_msg["subject"].as_str().expect("subject");
+    assert!(
+        subject.starts_with("運用ダッシュボード 週報 (") && subject.contains("(Asia/Tokyo)"),
+        "{subject}"
+    );
+    assert!(pdf_msg["from"].as_str().unwrap_or("").contains("レポート"));
+    assert_eq!(
+        shape(&pdf_msg["tree"]),
+        "multipart/mixed(multipart/alternative(text/plain,text/html),application/pdf)"
+    );
+    let pdf = leaf(&pdf_msg, "application/pdf");
+    assert_eq!(pdf["disposition"], "attachment");
+    let name = pdf["filename"].as_str().expect("a file name");
+    assert!(
+        name.starts_with("weekly-") && name.ends_with(".pdf"),
+        "{name}"
+    );
+    let bytes = std::fs::read(pdf["saved"].as_str().expect("saved")).expect("read");
+    assert!(bytes.starts_with(b"%PDF-"));
+    let text = String::from_utf8_lossy(&bytes);
+    let pages = text
+        .match_indices("/Type /Page")
+        .filter(|(i, _)| !text[i + 11..].starts_with('s'))
+        .count();
+    assert!(pages >= 1, "a PDF with pages");
+    assert!(
+        leaf(&pdf_msg, "text/plain")["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("運用ダッシュボード")
+    );
+
+    // The dashboard was opened with the report's token, the absolute range and its time zone.
+    let seen = h.stub.seen_at("/d/uid1/ops-overview");
+    let page = seen.last().expect("the dashboard was rendered");
+    assert_eq!(
+        page.authorization.as_deref(),
+        Some("Bearer glsa_report_token")
+    );
+    assert!(page.query.contains("var-env=prod"), "{}", page.query);
+    assert!(
+        page.query.contains("timezone=Asia%2FTokyo"),
+        "{}",
+        page.query
+    );
+    let ms = |key: &str| -> i64 {
+        url::form_urlencoded::parse(page.query.as_bytes())
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {}", page.query))
+    };
+    assert_eq!(ms("to") - ms("from"), 7 * 24 * 3600 * 1000);
+
+    // A picture shown in the message: HTML and PNG related, the HTML naming its cid.
+    reports.send_now("daily", None).await.expect("sent");
+    let inline_msg = sink.message(2);
+    assert_eq!(
+        shape(&inline_msg["tree"]),
+        "multipart/alternative(text/plain,multipart/related(text/html,image/png))"
+    );
+    let png = leaf(&inline_msg, "image/png");
+    assert_eq!(png["disposition"], "inline");
+    assert_eq!(png["content_id"], "<dashboard>");
+    let html = leaf(&inline_msg, "text/html")["text"]
+        .as_str()
+        .expect("html")
+        .to_string();
+    assert!(html.contains("src=\"cid:dashboard\""), "{html}");
+    let png_bytes = std::fs::read(png["saved"].as_str().expect("saved")).expect("read");
+    let image = image::load_from_memory(&png_bytes).expect("a PNG");
+    assert_eq!((image.width(), image.height()), (1000, 600));
+    // The default subject names the title (from the URL) and the range.
+    let subject = inline_msg["subject"].as_str().expect("subject");
+    assert!(subject.starts_with("ops overview ("), "{subject}");
+
+    // A CSV attachment per panel, to another address given by hand.
+    reports
+        .send_now("data", Some("someone@example.org"))
+        .await
+        .expect("sent");
+    let csv_msg = sink.message(3);
+    assert_eq!(
+        csv_msg["rcpt_tos"],
+        serde_json::json!(["someone@example.org"])
+    );
+    let csv = leaf(&csv_msg, "text/csv");
+    assert!(
+        csv["filename"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("data-") && n.ends_with("-panel-2.csv")),
+        "{csv}"
+    );
+    assert!(csv["size"].as_u64().unwrap_or(0) > 10);
+
+    // A report that is not in the file, and an unknown address, are clear errors.
+    let err = reports.send_now("nope", None).await.expect_err("unknown");
+    assert!(err.contains("no report is named \"nope\""), "{err}");
+    drop(sink);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_is_an_error_naming_the_server() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    h.stub.allow_key("glsa_report_token");
+    let sink = SmtpSink::start(Some(("grender", "another-password")));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_reports(dir.path(), &h, &sink, "  timeout: 3s");
+    let reports = Reports::open(&path, h.service.clone()).expect("valid");
+    let err = reports
+        .send_now("daily", None)
+        .await
+        .expect_err("login refused");
+    assert!(
+        err.contains(&format!("SMTP 127.0.0.1:{}", sink.port)),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    drop(sink);
+    h.stop().await;
+}
