@@ -45,6 +45,17 @@ impl SmtpSink {
         SmtpSink { child, port, out }
     }
 
+    /// How many messages arrived.
+    fn count(&self) -> usize {
+        std::fs::read_dir(self.out.path())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// The `n`-th message received (1-based), waiting a little for it.
     fn message(&self, n: usize) -> serde_json::Value {
         let path = self.out.path().join(format!("{n}.json"));
@@ -277,4 +288,220 @@ async fn a_refused_login_is_an_error_naming_the_server() {
     assert!(!err.contains("s3cret"), "{err}");
     drop(sink);
     h.stop().await;
+}
+
+/// A reports file with one daily report, sent through `smtp_port`.
+fn daily_file(dir: &Path, h: &Harness, smtp_port: u16) -> PathBuf {
+    std::fs::write(dir.join("grafana-token"), "glsa_report_token").expect("write");
+    let text = format!(
+        "smtp:
+  host: 127.0.0.1
+  port: {smtp_port}
+  security: none
+  from: reports@example.org
+  timeout: 5s
+catch_up: 1h
+retry: {{attempts: 3, backoff: 1m}}
+reports:
+  - name: morning
+    dashboard: {dashboard}
+    timezone: Europe/Berlin
+    range: {{from: now-24h, to: now}}
+    schedule: daily at 08:00
+    format: png
+    width: 600
+    height: 400
+    recipients: [ops@example.org]
+    grafana: {{token_file: {dir}/grafana-token}}
+",
+        dashboard = h.stub.url("/d/uid1/ops"),
+        dir = dir.display(),
+    );
+    let path = dir.join("reports.yaml");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .with_timezone(&chrono::Utc)
+}
+
+fn last_run(reports: &Reports) -> serde_json::Value {
+    reports.status()["reports"][0]["last_run"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_runs_are_sent_once_caught_up_retried_and_missed_when_too_old() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    h.stub.allow_key("glsa_report_token");
+    let sink = SmtpSink::start(None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = daily_file(dir.path(), &h, sink.port);
+    let now = std::sync::Arc::new(std::sync::Mutex::new(at("2026-12-01T06:00:00Z")));
+    let set = |t: &str| *now.lock().expect("clock") = at(t);
+    let clock = |now: &std::sync::Arc<std::sync::Mutex<chrono::DateTime<chrono::Utc>>>| -> grender::report::Clock {
+        let now = now.clone();
+        std::sync::Arc::new(move || *now.lock().expect("clock"))
+    };
+    let a = Reports::open_with_clock(&path, h.service.clone(), clock(&now)).expect("valid");
+
+    // Added at 06:00 UTC: yesterday's 08:00 Berlin (07:00 UTC) is not sent.
+    a.tick_and_wait().await.expect("tick");
+    assert_eq!(sink.count(), 0, "nothing due since the report was added");
+    assert_eq!(a.status()["scheduling"], true);
+
+    // Due at 07:00 UTC: sent once, however often the scheduler looks.
+    set("2026-12-01T07:00:20Z");
+    a.tick_and_wait().await.expect("tick");
+    set("2026-12-01T07:00:40Z");
+    a.tick_and_wait().await.expect("tick");
+    assert_eq!(sink.count(), 1);
+    assert_eq!(last_run(&a)["state"], "sent");
+    let page = h.stub.seen_at("/d/uid1/ops").pop().expect("rendered");
+    assert!(
+        page.query.contains(&format!(
+            "to={}",
+            at("2026-12-01T07:00:00Z").timestamp_millis()
+        )),
+        "the range ends when the run was due: {}",
+        page.query
+    );
+
+    // A second process on the same database stands by while the first holds the lease, and
+    // never sends the run the first one sent.
+    let b = Reports::open_with_clock(&path, h.service.clone(), clock(&now)).expect("valid");
+    set("2026-12-01T07:01:00Z");
+    b.tick_and_wait().await.expect("tick");
+    assert_eq!(b.status()["scheduling"], false);
+    a.release();
+    b.tick_and_wait().await.expect("tick");
+    assert_eq!(b.status()["scheduling"], true);
+    assert_eq!(sink.count(), 1, "never sent twice");
+
+    // Down for two days: the run due 30 minutes before the restart is sent, once.
+    set("2026-12-03T07:30:00Z");
+    b.tick_and_wait().await.expect("tick");
+    set("2026-12-03T07:31:00Z");
+    b.tick_and_wait().await.expect("tick");
+    assert_eq!(sink.count(), 2);
+    let page = h.stub.seen_at("/d/uid1/ops").pop().expect("rendered");
+    assert!(
+        page.query.contains(&format!(
+            "to={}",
+            at("2026-12-03T07:00:00Z").timestamp_millis()
+        )),
+        "{}",
+        page.query
+    );
+
+    // Back three hours after a due time, beyond catch_up (1 h): recorded as missed, not sent.
+    set("2026-12-05T10:00:00Z");
+    b.tick_and_wait().await.expect("tick");
+    assert_eq!(sink.count(), 2);
+    let missed = last_run(&b);
+    assert_eq!(missed["state"], "failed");
+    assert!(
+        missed["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("missed")),
+        "{missed}"
+    );
+
+    // The mail server is unreachable: the attempt fails and is retried after the backoff
+    // (1 min), once the server is back, and the run is sent on its second attempt.
+    let closed = SmtpSink::start(None).port; // started and stopped: nothing listens there
+    daily_file(dir.path(), &h, closed);
+    set("2026-12-06T07:00:10Z");
+    b.tick_and_wait().await.expect("tick");
+    let failing = last_run(&b);
+    assert_eq!(failing["state"], "retrying", "{failing}");
+    assert_eq!(failing["attempts"], 1);
+    assert!(
+        failing["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("127.0.0.1:{closed}"))),
+        "{failing}"
+    );
+    set("2026-12-06T07:00:50Z");
+    b.tick_and_wait().await.expect("tick");
+    assert_eq!(last_run(&b)["attempts"], 1, "not before the backoff");
+    daily_file(dir.path(), &h, sink.port);
+    set("2026-12-06T07:01:20Z");
+    b.tick_and_wait().await.expect("tick");
+    let retried = last_run(&b);
+    assert_eq!(retried["state"], "sent", "{retried}");
+    assert_eq!(retried["attempts"], 2);
+    assert_eq!(sink.count(), 3);
+    let metrics = h.service.metrics_text();
+    for (outcome, count) in [("sent", 3.0), ("missed", 1.0), ("retrying", 1.0)] {
+        let name = format!("grender_reports_total{{outcome=\"{outcome}\",report=\"morning\"}}");
+        assert_eq!(
+            crate::common::metric_value(&metrics, &name),
+            count,
+            "{outcome}"
+        );
+    }
+    drop(sink);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_is_never_queued_behind_a_report() {
+    let Some(h) = Harness::start(&["--render.concurrency=2"]).await else {
+        return;
+    };
+    h.stub.allow_key("glsa_report_token");
+    let sink = SmtpSink::start(None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = daily_file(dir.path(), &h, sink.port);
+    // The report's dashboard is slow (its queries take 2 s).
+    let text = std::fs::read_to_string(&path)
+        .expect("read")
+        .replace("/d/uid1/ops", "/d/uid1/ops?delay=2000");
+    std::fs::write(&path, text).expect("write");
+    let reports = Reports::open(&path, h.service.clone()).expect("valid");
+    let started = Instant::now();
+    let h = std::sync::Arc::new(h);
+    let render = |target: &'static str| {
+        let h = h.clone();
+        tokio::spawn(async move {
+            let url = h.stub.url(target);
+            let r = h.render(&url, &[("width", "400"), ("height", "300")]).await;
+            (r.status, started.elapsed())
+        })
+    };
+    // One slot taken by a slow render from Grafana; the report waits, as only one is free.
+    let slow = render("/d-solo/uid1/panel?panelId=1&delay=2000");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = {
+        let reports = reports.clone();
+        tokio::spawn(async move {
+            let sent = reports.send_now("morning", None).await;
+            (sent, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The alert picture arrives now: it gets the free slot at once.
+    let alert = render("/d-solo/uid1/panel?panelId=2");
+    let (alert_status, alert_done) = alert.await.expect("alert");
+    let (slow_status, slow_done) = slow.await.expect("slow");
+    let (sent, report_done) = report.await.expect("report");
+    assert_eq!((alert_status, slow_status), (200, 200));
+    sent.expect("the report is sent, later");
+    assert!(
+        alert_done < slow_done,
+        "the alert ({alert_done:?}) ended after the slow render ({slow_done:?}): it was queued behind the report"
+    );
+    assert!(
+        report_done > slow_done,
+        "the report ({report_done:?}) rendered after a slot was left free ({slow_done:?})"
+    );
+    drop(sink);
+    if let Ok(h) = std::sync::Arc::try_unwrap(h) {
+        h.stop().await;
+    }
 }

@@ -30,9 +30,13 @@ use crate::service::Service;
 use config::ReportsConfig;
 use history::History;
 
+/// What time it is for the scheduler: the system clock, or a test's.
+pub type Clock = Arc<dyn Fn() -> chrono::DateTime<Utc> + Send + Sync>;
+
 /// The reports of one reports file, and their scheduler's state.
 pub struct Reports {
     path: PathBuf,
+    clock: Clock,
     config: RwLock<(Arc<ReportsConfig>, Option<SystemTime>)>,
     history: Arc<History>,
     service: Arc<Service>,
@@ -43,6 +47,15 @@ pub struct Reports {
 impl Reports {
     /// Reads the reports file and opens (or creates) its history database.
     pub fn open(path: &Path, service: Arc<Service>) -> Result<Arc<Reports>, String> {
+        Self::open_with_clock(path, service, Arc::new(Utc::now))
+    }
+
+    /// [`Reports::open`] with the scheduler reading `clock` (tests move time on).
+    pub fn open_with_clock(
+        path: &Path,
+        service: Arc<Service>,
+        clock: Clock,
+    ) -> Result<Arc<Reports>, String> {
         let config = config::load(path, &|k| std::env::var(k).ok())?;
         let holder = format!(
             "{}:{}:{}",
@@ -53,6 +66,7 @@ impl Reports {
         let history = History::open(&config.history, &holder).map_err(|e| e.to_string())?;
         Ok(Arc::new(Reports {
             path: path.to_path_buf(),
+            clock,
             config: RwLock::new((Arc::new(config), modified(path))),
             history: Arc::new(history),
             service,
@@ -64,6 +78,16 @@ impl Reports {
     /// Starts the scheduler in the background.
     pub fn start(self: &Arc<Self>) {
         tokio::spawn(scheduler::run(self.clone()));
+    }
+
+    /// One step of the scheduler now (by its clock), waiting for the runs it started: what
+    /// the background scheduler does every few seconds, for tests and a manual catch-up.
+    pub async fn tick_and_wait(self: &Arc<Self>) -> Result<(), String> {
+        self.reload_if_changed(false);
+        for run in scheduler::tick(self).await? {
+            let _ = run.await;
+        }
+        Ok(())
     }
 
     /// Sends report `name` now (not recorded as a scheduled run), to `to` instead of its
@@ -83,7 +107,7 @@ impl Reports {
             }
             None => None,
         };
-        let letter = run::compose(&self.service, report, Utc::now(), to.as_deref()).await?;
+        let letter = run::compose(&self.service, report, self.now(), to.as_deref()).await?;
         run::deliver(&config.smtp, &letter).await?;
         let recipients: Vec<String> = letter.to.iter().map(ToString::to_string).collect();
         Ok(format!(
@@ -104,7 +128,7 @@ impl Reports {
     pub fn status(&self) -> serde_json::Value {
         let config = self.config();
         let latest = self.history.latest_runs().unwrap_or_default();
-        let now = Utc::now();
+        let now = self.now();
         let reports: Vec<serde_json::Value> = config
             .reports
             .iter()
@@ -143,6 +167,10 @@ impl Reports {
         if let Err(e) = self.history.release_lease() {
             tracing::warn!(error = %e, "reports: could not release the history's lease");
         }
+    }
+
+    fn now(&self) -> chrono::DateTime<Utc> {
+        (self.clock)()
     }
 
     fn config(&self) -> Arc<ReportsConfig> {

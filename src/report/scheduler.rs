@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use tokio::task::JoinHandle;
 
 use super::Reports;
 use super::history::{Claim, backoff};
@@ -58,14 +59,16 @@ pub(crate) async fn run(reports: Arc<Reports>) {
     }
 }
 
-/// One look at the clock: takes or renews the lease, then starts what is due.
-pub(crate) async fn tick(reports: &Arc<Reports>) -> Result<(), String> {
-    let now = Utc::now();
+/// One look at the clock: takes or renews the lease, then starts what is due; returns the
+/// runs it started.
+pub(crate) async fn tick(reports: &Arc<Reports>) -> Result<Vec<JoinHandle<()>>, String> {
+    let now = reports.now();
+    let mut started = Vec::new();
     let history = reports.history.clone();
     let holds = blocking(move || history.acquire_lease(now.timestamp(), LEASE_SECS)).await?;
     reports.set_active(holds);
     if !holds {
-        return Ok(());
+        return Ok(started);
     }
     let config = reports.config();
     for report in &config.reports {
@@ -97,7 +100,7 @@ pub(crate) async fn tick(reports: &Arc<Reports>) -> Result<(), String> {
             blocking(move || history.mark_failed(id, &reason, None, now.timestamp())).await?;
             continue;
         }
-        spawn_run(reports, id, report.name.clone(), due);
+        started.extend(spawn_run(reports, id, report.name.clone(), due));
     }
     let history = reports.history.clone();
     let keep_after = now.timestamp() - KEEP_SECS;
@@ -106,23 +109,28 @@ pub(crate) async fn tick(reports: &Arc<Reports>) -> Result<(), String> {
     let retries = blocking(move || history.due_retries(now.timestamp(), STALE_SECS)).await?;
     for run in retries {
         if let Some(due) = Utc.timestamp_opt(run.due, 0).single() {
-            spawn_run(reports, run.id, run.report, due);
+            started.extend(spawn_run(reports, run.id, run.report, due));
         }
     }
-    Ok(())
+    Ok(started)
 }
 
-fn spawn_run(reports: &Arc<Reports>, id: i64, name: String, due: DateTime<Utc>) {
+fn spawn_run(
+    reports: &Arc<Reports>,
+    id: i64,
+    name: String,
+    due: DateTime<Utc>,
+) -> Option<JoinHandle<()>> {
     if !reports.in_flight.start(id) {
-        return;
+        return None;
     }
     let reports = reports.clone();
-    tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         if let Err(e) = attempt(&reports, id, &name, due).await {
             tracing::error!(report = %name, error = %e, "reports: the run history could not be updated");
         }
         reports.in_flight.end(id);
-    });
+    }))
 }
 
 /// One attempt of run `id`: sent, or failed with a retry planned, or failed for good.
@@ -133,7 +141,8 @@ async fn attempt(
     due: DateTime<Utc>,
 ) -> Result<(), String> {
     let history = reports.history.clone();
-    let attempt = blocking(move || history.begin_attempt(id, Utc::now().timestamp())).await?;
+    let started = reports.now().timestamp();
+    let attempt = blocking(move || history.begin_attempt(id, started)).await?;
     let config = reports.config();
     let outcome = match config.reports.iter().find(|r| r.name == name) {
         Some(report) => {
@@ -145,7 +154,7 @@ async fn attempt(
         }
         None => Err("the report is no longer in the reports file".into()),
     };
-    let now = Utc::now().timestamp();
+    let now = reports.now().timestamp();
     let history = reports.history.clone();
     match outcome {
         Ok(()) => {
