@@ -19,14 +19,19 @@ struct SmtpSink {
 
 impl SmtpSink {
     fn start(login: Option<(&str, &str)>) -> SmtpSink {
+        match login {
+            Some((user, password)) => Self::start_with(&["--user", user, "--password", password]),
+            None => Self::start_with(&[]),
+        }
+    }
+
+    /// With the script's options (login, `--starttls` / `--tls` with `--cert` and `--key`).
+    fn start_with(args: &[&str]) -> SmtpSink {
         use std::io::BufRead;
         let out = tempfile::tempdir().expect("tempdir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let mut cmd = Command::new("/usr/bin/python3");
-        cmd.arg(script).arg(out.path());
-        if let Some((user, password)) = login {
-            cmd.args(["--user", user, "--password", password]);
-        }
+        cmd.arg(script).arg(out.path()).args(args);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -504,4 +509,142 @@ async fn an_alert_is_never_queued_behind_a_report() {
     if let Ok(h) = std::sync::Arc::try_unwrap(h) {
         h.stop().await;
     }
+}
+
+/// A private CA and a server certificate for 127.0.0.1 signed by it (openssl):
+/// (ca.pem, cert.pem, key.pem).
+fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-days",
+            "1",
+            "-subj",
+            "/CN=grender test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_and_implicit_tls_are_checked_against_the_given_ca() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    h.stub.allow_key("glsa_report_token");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = private_ca(dir.path());
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    for mode in ["starttls", "tls"] {
+        let flag = format!("--{mode}");
+        let sink = SmtpSink::start_with(&[
+            "--user",
+            "grender",
+            "--password",
+            "s3cret",
+            &flag,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+        ]);
+        let trusted = format!("  security: {mode}\n  ca_file: {}", ca.display());
+        let path = write_reports(dir.path(), &h, &sink, &trusted);
+        let text = std::fs::read_to_string(&path)
+            .expect("read")
+            .replace("  security: none\n", "");
+        std::fs::write(&path, text).expect("write");
+        let reports = Reports::open(&path, h.service.clone()).expect("valid");
+        reports
+            .send_now("daily", None)
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let msg = sink.message(1);
+        assert_eq!(msg["authenticated"], true, "{mode}");
+        assert_eq!(
+            shape(&msg["tree"]),
+            "multipart/alternative(text/plain,multipart/related(text/html,image/png))"
+        );
+        // Without the CA, the server's certificate is not trusted: nothing is sent.
+        let untrusted = std::fs::read_to_string(&path)
+            .expect("read")
+            .replace(&format!("  ca_file: {}\n", ca.display()), "");
+        std::fs::write(&path, untrusted).expect("write");
+        let reports = Reports::open(&path, h.service.clone()).expect("valid");
+        let err = reports
+            .send_now("daily", None)
+            .await
+            .expect_err("untrusted");
+        assert!(err.contains("SMTP 127.0.0.1"), "{mode}: {err}");
+        assert_eq!(
+            sink.count(),
+            1,
+            "{mode}: nothing sent to an untrusted server"
+        );
+    }
+    h.stop().await;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A real SMTP server on loopback for the report tests (aiosmtpd, Debian's python3-aiosmtpd).
 
-    smtp_sink.py OUT_DIR [--user NAME --password PW]
+    smtp_sink.py OUT_DIR [--user NAME --password PW] [--starttls | --tls] [--cert PEM --key PEM]
 
 Prints `port N` once listening on 127.0.0.1. Every message it accepts is read the way a mail
 client reads it (Python's `email` package, default policy) and written to OUT_DIR as
@@ -79,14 +79,27 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--user")
     ap.add_argument("--password")
+    ap.add_argument("--starttls", action="store_true", help="require STARTTLS (port 587 style)")
+    ap.add_argument("--tls", action="store_true", help="TLS from the first byte (port 465 style)")
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
     args = ap.parse_args()
     kwargs = {}
+    context = None
+    if args.starttls or args.tls:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.cert, args.key)
     if args.user:
         def authenticate(server, session, envelope, mechanism, auth_data):
             ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == args.user \
                 and auth_data.password.decode() == args.password
             return AuthResult(success=ok)
-        kwargs = {"authenticator": authenticate, "auth_required": True, "auth_require_tls": False}
+        kwargs = {"authenticator": authenticate, "auth_required": True, "auth_require_tls": args.starttls}  # implicit TLS is not seen by aiosmtpd 1.4 as TLS
+    if args.starttls:
+        kwargs.update(tls_context=context, require_starttls=True)
+    elif args.tls:
+        kwargs.update(ssl_context=context)
     # aiosmtpd 1.4 cannot listen on port 0 (its start-up check connects to the given port).
     import socket
     with socket.socket() as probe:
