@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What only the tests need, beside scripts/deps.sh: for the packaging tests (tests/deploy.rs),
 # Debian's docker-compose, whose `config` validates docker-compose.yml against the Compose
-# schema; aiosmtpd, the real SMTP server the report tests send to (tests/support/smtp_sink.py);
+# schema; aiosmtpd, the real SMTP server the report tests send to (tests/support/smtp_sink.py),
+# and poppler-utils, which reads their PDFs back (text, and pages as pictures);
 # and kubernetes-validate (pinned, with the Kubernetes schemas bundled, so no network
 # is needed) in a virtualenv at /opt/grender-tools.
 set -euo pipefail
@@ -9,7 +10,7 @@ set -euo pipefail
 sudo=""
 [[ $(id -u) -eq 0 ]] || sudo="sudo"
 missing=()
-for p in docker-compose python3-venv python3-aiosmtpd; do
+for p in docker-compose python3-venv python3-aiosmtpd poppler-utils; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if ((${#missing[@]})); then

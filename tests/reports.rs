@@ -648,3 +648,185 @@ async fn starttls_and_implicit_tls_are_checked_against_the_given_ca() {
     }
     h.stop().await;
 }
+
+/// Heights of the runs of rows, in a page picture, where most pixels are a drawn panel's.
+fn panel_runs(page: &image::RgbImage) -> Vec<u32> {
+    let drawn = grafana_stub::DRAWN_RGB;
+    let mut runs = Vec::new();
+    let mut run = 0;
+    for y in 0..page.height() {
+        let hits = (0..page.width())
+            .filter(|&x| {
+                let p = page.get_pixel(x, y).0;
+                p.iter().zip(drawn).all(|(a, b)| a.abs_diff(b) <= 12)
+            })
+            .count();
+        if hits * 3 > page.width() as usize {
+            run += 1;
+        } else if run > 0 {
+            runs.push(run);
+            run = 0;
+        }
+    }
+    if run > 0 {
+        runs.push(run);
+    }
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_pdfs_keep_every_panel_whole_under_a_header_with_title_and_range() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    h.stub.allow_key("glsa_report_token");
+    let sink = SmtpSink::start(None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("grafana-token"), "glsa_report_token").expect("write");
+    let text = format!(
+        "smtp: {{host: 127.0.0.1, port: {port}, security: none, from: reports@example.org}}
+reports:
+  - name: long
+    title: 運用ダッシュボード
+    dashboard: {dashboard}
+    timezone: Asia/Tokyo
+    schedule: daily at 08:00
+    format: pdf
+    pdf: {{paper: a4, landscape: true, footer: \"Internal — {{{{name}}}}\"}}
+    recipients: [ops@example.org]
+    grafana: {{token_file: {dir}/grafana-token}}
+",
+        port = sink.port,
+        dashboard = h.stub.url("/d/uid1/long?panels=12&panelHeight=300"),
+        dir = dir.path().display(),
+    );
+    let path = dir.path().join("reports.yaml");
+    std::fs::write(&path, text).expect("write");
+    let reports = Reports::open(&path, h.service.clone()).expect("valid");
+    let started = Instant::now();
+    reports.send_now("long", None).await.expect("sent");
+    eprintln!(
+        "a 12-panel report rendered and sent in {:?}",
+        started.elapsed()
+    );
+    let msg = sink.message(1);
+    let pdf = leaf(&msg, "application/pdf")["saved"]
+        .as_str()
+        .expect("saved")
+        .to_string();
+
+    // Header and footer on every page, in Japanese too.
+    let text = Command::new("pdftotext")
+        .args(["-layout", &pdf, "-"])
+        .output()
+        .expect("pdftotext runs (scripts/test-deps.sh installs poppler-utils)");
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    let pages: Vec<&str> = text
+        .split('\u{c}')
+        .filter(|p| !p.trim().is_empty())
+        .collect();
+    // 12 panels of 300 px under a 50 px title: three panels a page on A4 landscape.
+    assert_eq!(pages.len(), 4, "{text}");
+    for (i, page) in pages.iter().enumerate() {
+        assert!(
+            page.contains("運用ダッシュボード"),
+            "page {}: {page}",
+            i + 1
+        );
+        assert!(page.contains("(Asia/Tokyo)"), "page {}: {page}", i + 1);
+        assert!(page.contains("Internal — long"), "page {}: {page}", i + 1);
+        let compact: String = page.split_whitespace().collect();
+        assert!(
+            compact.contains(&format!("{}/4", i + 1)),
+            "page {}: {page}",
+            i + 1
+        );
+    }
+
+    // No panel is cut: on every page, each run of panel rows is one whole panel.
+    let prefix = dir.path().join("page");
+    let status = Command::new("pdftoppm")
+        .args(["-r", "50", "-png", &pdf])
+        .arg(&prefix)
+        .status()
+        .expect("pdftoppm runs");
+    assert!(status.success());
+    let mut whole = 0;
+    for n in 1..=4 {
+        let file = dir.path().join(format!("page-{n}.png"));
+        let page = image::open(&file).expect("a page picture").to_rgb8();
+        let runs = panel_runs(&page);
+        // 292 drawn CSS pixels a panel, 1600 CSS pixels shown 11 in wide at 50 dpi.
+        let expected = 292.0 * 11.0 * 50.0 / 1600.0;
+        for run in &runs {
+            assert!(
+                (*run as f64 - expected).abs() <= 3.0,
+                "page {n}: a panel {run} px tall instead of {expected:.0}: cut across pages ({runs:?})"
+            );
+        }
+        whole += runs.len();
+    }
+    assert_eq!(whole, 12, "every panel printed once, whole");
+    drop(sink);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_of_a_real_scenes_dashboard_has_its_header_on_every_page() {
+    let Some(h) = Harness::start_frontend(&[]).await else {
+        return;
+    };
+    h.stub.allow_key("glsa_report_token");
+    let sink = SmtpSink::start(None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("grafana-token"), "glsa_report_token").expect("write");
+    let text = format!(
+        "smtp: {{host: 127.0.0.1, port: {port}, security: none, from: reports@example.org}}
+reports:
+  - name: forty
+    title: Forty panels
+    dashboard: {dashboard}
+    schedule: daily at 08:00
+    format: pdf
+    recipients: [ops@example.org]
+    grafana: {{token_file: {dir}/grafana-token}}
+",
+        port = sink.port,
+        dashboard = h.stub.url("/d/forty/x"),
+        dir = dir.path().display(),
+    );
+    let path = dir.path().join("reports.yaml");
+    std::fs::write(&path, text).expect("write");
+    let reports = Reports::open(&path, h.service.clone()).expect("valid");
+    reports.send_now("forty", None).await.expect("sent");
+    let msg = sink.message(1);
+    let pdf = leaf(&msg, "application/pdf")["saved"]
+        .as_str()
+        .expect("saved")
+        .to_string();
+    let out = Command::new("pdftotext")
+        .args(["-layout", &pdf, "-"])
+        .output()
+        .expect("pdftotext runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let pages: Vec<&str> = text
+        .split('\u{c}')
+        .filter(|p| !p.trim().is_empty())
+        .collect();
+    assert!(
+        pages.len() > 1,
+        "forty panels take more than a page: {text}"
+    );
+    let total = pages.len();
+    for (i, page) in pages.iter().enumerate() {
+        assert!(page.contains("Forty panels"), "page {}: {page}", i + 1);
+        let compact: String = page.split_whitespace().collect();
+        assert!(
+            compact.contains(&format!("{}/{total}", i + 1)),
+            "page {}: {page}",
+            i + 1
+        );
+    }
+    drop(sink);
+    h.stop().await;
+}

@@ -6,6 +6,7 @@
 pub mod csv;
 pub mod pdf;
 pub mod picture;
+pub mod report_pdf;
 pub mod tiles;
 
 /// The `encoding` a request names: its answer's file format.

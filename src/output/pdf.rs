@@ -29,6 +29,9 @@ pub struct PdfOptions {
     pub page_ranges: Option<String>,
     /// render.max-pdf-pages: a PDF with more pages is refused (413).
     pub max_pages: u32,
+    /// A scheduled report's pages (panels kept whole, header and footer); Grafana's own PDF
+    /// requests print the page as it is.
+    pub report: Option<super::report_pdf::ReportLayout>,
 }
 
 /// The accepted `pdf.format` values.

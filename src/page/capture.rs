@@ -61,7 +61,7 @@ pub async fn png_scaled(
 }
 
 /// A PNG of the CSS-pixel rows `y .. y + height`, drawn at `scale` times the device size.
-async fn capture_clip(
+pub(crate) async fn capture_clip(
     page: &Page,
     y: u32,
     width: u32,

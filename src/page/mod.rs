@@ -12,6 +12,7 @@ pub(crate) mod full_page;
 pub mod guard;
 pub mod navigate;
 pub mod readiness;
+pub(crate) mod report_pdf;
 pub(crate) mod reuse;
 pub(crate) mod watch;
 
@@ -354,7 +355,10 @@ async fn capture_picture(
     match &req.output {
         Output::Png => capture::png_tiled(page, width, height, scale).await,
         Output::Picture(opts) => capture::picture(page, opts, req, height, progress).await,
-        Output::Pdf(pdf) => capture::pdf(page, pdf, scale).await,
+        Output::Pdf(pdf) => match &pdf.report {
+            Some(layout) => report_pdf::print(page, pdf, layout, width, height, scale).await,
+            None => capture::pdf(page, pdf, scale).await,
+        },
         Output::Csv { .. } => Err(RenderError::local(
             "capturing",
             "a CSV is downloaded, not captured",

@@ -74,8 +74,14 @@ pub(crate) struct Report {
 /// What is attached, or shown.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Format {
-    /// The whole dashboard as a PDF attachment.
-    Pdf { paper: String, landscape: bool },
+    /// The whole dashboard as a PDF attachment: pages cut between panels, a header with the
+    /// title and time range (and `logo`, a data URI), a footer with `footer` and page numbers.
+    Pdf {
+        paper: String,
+        landscape: bool,
+        footer: Option<String>,
+        logo: Option<String>,
+    },
     /// The dashboard as a PNG, attached or shown in the message (`inline`).
     Png {
         inline: bool,
@@ -210,6 +216,10 @@ struct PdfYaml {
     paper: Option<String>,
     #[serde(default)]
     landscape: Option<bool>,
+    #[serde(default)]
+    footer: Option<String>,
+    #[serde(default)]
+    logo: Option<PathBuf>,
 }
 
 /// Default subject and message: the title and the time range the report covers.
@@ -392,9 +402,15 @@ fn format(r: &ReportYaml) -> Result<Format, String> {
                         .join(", ")
                 ));
             }
+            let logo = match pdf.and_then(|p| p.logo.as_deref()) {
+                Some(path) => Some(logo_uri(path)?),
+                None => None,
+            };
             Format::Pdf {
                 paper,
                 landscape: pdf.and_then(|p| p.landscape).unwrap_or(true),
+                footer: pdf.and_then(|p| p.footer.clone()),
+                logo,
             }
         }
         "png" | "png-inline" => Format::Png {
@@ -423,6 +439,43 @@ fn format(r: &ReportYaml) -> Result<Format, String> {
         return Err(format!("panels: is for format csv, not {name}"));
     }
     Ok(format)
+}
+
+/// The largest logo file read (it is in every page of every report).
+const MAX_LOGO_BYTES: u64 = 512 * 1024;
+
+/// A PNG, JPEG or SVG file as a `data:` URI for the PDF header.
+fn logo_uri(path: &Path) -> Result<String, String> {
+    use base64::Engine;
+    let kind = match path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("svg") => "image/svg+xml",
+        _ => {
+            return Err(format!(
+                "pdf.logo {}: use a .png, .jpg or .svg file",
+                path.display()
+            ));
+        }
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("pdf.logo {}: {e}", path.display()))?
+        .len();
+    if size > MAX_LOGO_BYTES {
+        return Err(format!(
+            "pdf.logo {} is {size} bytes; use one of at most {MAX_LOGO_BYTES}",
+            path.display()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("pdf.logo {}: {e}", path.display()))?;
+    Ok(format!(
+        "data:{kind};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
 }
 
 fn smtp(s: &SmtpYaml, env: &dyn Fn(&str) -> Option<String>) -> Result<SmtpConfig, String> {
@@ -610,7 +663,9 @@ reports:
             weekly.format,
             Format::Pdf {
                 paper: "letter".into(),
-                landscape: false
+                landscape: false,
+                footer: None,
+                logo: None,
             }
         );
         assert_eq!(weekly.recipients.len(), 2);

@@ -9,6 +9,8 @@ use super::config::{Format, Report, SmtpConfig};
 use super::mail::{Letter, Part, build, send};
 use super::schedule::{TimeRange, resolve_range};
 use super::template::{Values, fill};
+use crate::output::Output;
+use crate::output::report_pdf::ReportLayout;
 use crate::request::{Priority, RenderRequest};
 use crate::service::{Route, Service};
 
@@ -42,14 +44,32 @@ pub(crate) async fn compose(
     let mut attachments = Vec::new();
     let mut inline = None;
     match &report.format {
-        Format::Pdf { paper, landscape } => {
+        Format::Pdf {
+            paper,
+            landscape,
+            footer,
+            logo,
+        } => {
             let query = [
                 ("encoding", "pdf".to_string()),
                 ("width", "1600".into()),
                 ("pdf.format", paper.clone()),
                 ("pdf.landscape", landscape.to_string()),
             ];
-            let bytes = render(service, report, &query, page_url(report, &range, "/d/")).await?;
+            let layout = ReportLayout {
+                title: title.clone(),
+                subtitle: described.clone(),
+                footer: footer.as_ref().map(|f| fill(f, &values)),
+                logo: logo.clone(),
+            };
+            let bytes = render_with(
+                service,
+                report,
+                &query,
+                page_url(report, &range, "/d/"),
+                Some(layout),
+            )
+            .await?;
             attachments.push(Part {
                 name: format!("{file_stem}.pdf"),
                 content_type: "application/pdf",
@@ -141,6 +161,17 @@ async fn render(
     options: &[(&str, String)],
     url: url::Url,
 ) -> Result<Vec<u8>, String> {
+    render_with(service, report, options, url, None).await
+}
+
+/// [`render`], a PDF laid out as a report when `layout` is given.
+async fn render_with(
+    service: &Service,
+    report: &Report,
+    options: &[(&str, String)],
+    url: url::Url,
+    layout: Option<ReportLayout>,
+) -> Result<Vec<u8>, String> {
     let csv = url.path().starts_with("/d-csv/");
     let query = {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
@@ -162,6 +193,9 @@ async fn render(
         .parse(route, &query, None)
         .map_err(|e| format!("report {:?}: {e}", report.name))?;
     req.priority = Priority::Background;
+    if let (Some(layout), Output::Pdf(pdf)) = (layout, &mut req.output) {
+        pdf.report = Some(layout);
+    }
     if let Some(token) = &report.token {
         req.extra_headers
             .push(("Authorization".into(), format!("Bearer {}", token.0)));

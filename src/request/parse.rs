@@ -479,6 +479,7 @@ fn pdf_options(
         print_background: boolean("pdf.printBackground", true)?,
         page_ranges,
         max_pages,
+        report: None,
     })
 }
 
