@@ -830,3 +830,136 @@ reports:
     drop(sink);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_file_is_reloaded_and_a_broken_one_keeps_the_last_good() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = daily_file(dir.path(), &h, 2525);
+    let reports = Reports::open(&path, h.service.clone()).expect("valid");
+    let names = |r: &Reports| -> Vec<String> {
+        r.status()["reports"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| r["name"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(names(&reports), ["morning"]);
+    // A mistake: the running reports stay as they were.
+    let good = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, good.replace("daily at 08:00", "daily at 25:00")).expect("write");
+    reports.tick_and_wait().await.expect("tick");
+    assert_eq!(names(&reports), ["morning"]);
+    assert_eq!(
+        reports.status()["reports"][0]["schedule"],
+        "0 8 * * * (Europe/Berlin)"
+    );
+    // A good change takes effect.
+    let more = format!(
+        "{good}  - name: evening\n    dashboard: {}\n    schedule: daily at 18:00\n    recipients: [a@example.org]\n",
+        h.stub.url("/d/uid1/ops")
+    );
+    std::fs::write(&path, more).expect("write");
+    reports.tick_and_wait().await.expect("tick");
+    assert_eq!(names(&reports), ["morning", "evening"]);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn report_list_and_the_servers_reports_page() {
+    if !crate::common::chromium_available() {
+        return;
+    }
+    let stub = grafana_stub::GrafanaStub::start(None).await.expect("stub");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "smtp: {{host: 127.0.0.1, port: 2525, security: none, from: reports@example.org}}
+reports:
+  - name: weekly-ops
+    dashboard: {}
+    schedule: weekly on monday at 08:00
+    timezone: Europe/Berlin
+    recipients: [ops@example.org]
+",
+        stub.url("/d/uid1/ops")
+    );
+    let path = dir.path().join("reports.yaml");
+    std::fs::write(&path, &text).expect("write");
+    let bin = env!("CARGO_BIN_EXE_grender");
+    let list = Command::new(bin)
+        .args(["report", "list", "--config=/dev/null", "--reports"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert!(
+        stdout.contains("weekly-ops") && stdout.contains("0 8 * * 1 (Europe/Berlin)"),
+        "{stdout}"
+    );
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, text.replace("weekly on monday", "weekly on mondy")).expect("write");
+    let bad = Command::new(bin)
+        .args(["report", "list", "--config=/dev/null", "--reports"])
+        .arg(&broken)
+        .output()
+        .expect("runs");
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("broken.yaml:5: report \"weekly-ops\""),
+        "{stderr}"
+    );
+
+    // The server schedules them and shows them, behind the token.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut server = Command::new(bin)
+        .args([
+            "server",
+            "--config=/dev/null",
+            "--server.auth-token=reports-token",
+        ])
+        .arg(format!("--server.addr=127.0.0.1:{port}"))
+        .arg("--reports")
+        .arg(&path)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/reports");
+    let mut status = None;
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .get(&url)
+            .header("X-Auth-Token", "reports-token")
+            .send()
+            .await
+        {
+            status = Some((r.status().as_u16(), r.text().await.unwrap_or_default()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unauthorised = client.get(&url).send().await.map(|r| r.status().as_u16());
+    let _ = server.kill();
+    let _ = server.wait();
+    let (code, body) = status.expect("the server answered");
+    assert_eq!(code, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(json["reports"][0]["name"], "weekly-ops");
+    assert!(json["reports"][0]["next_run"].as_str().is_some(), "{json}");
+    assert_eq!(unauthorised.ok(), Some(401));
+    assert!(dir.path().join("reports.db").exists());
+}
