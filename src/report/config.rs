@@ -726,6 +726,30 @@ reports:
     }
 
     #[test]
+    fn a_logo_becomes_a_data_uri_and_other_files_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logo = dir.path().join("logo.png");
+        std::fs::write(&logo, [0x89, b'P', b'N', b'G']).expect("write");
+        let text = GOOD.replace(
+            "pdf: {paper: letter, landscape: false}",
+            &format!(
+                "pdf: {{paper: letter, footer: x, logo: {}}}",
+                logo.display()
+            ),
+        );
+        let c = parse_text(&text).expect("valid");
+        let Format::Pdf { logo, footer, .. } = &c.reports[0].format else {
+            panic!("a pdf report");
+        };
+        assert_eq!(logo.as_deref(), Some("data:image/png;base64,iVBORw=="));
+        assert_eq!(footer.as_deref(), Some("x"));
+        let gif = dir.path().join("logo.gif");
+        std::fs::write(&gif, b"GIF89a").expect("write");
+        let err = parse_text(&text.replace("logo.png", "logo.gif")).expect_err("gif");
+        assert!(err.contains(":12: report \"weekly\": pdf.logo"), "{err}");
+    }
+
+    #[test]
     fn secrets_from_files_lose_their_newline_and_empty_ones_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("token");
