@@ -10,7 +10,8 @@
 //! |---|---|---|
 //! | adapters | [`api`] | HTTP: routes, token header, status codes, the connection loop, HTTPS |
 //! | | [`plugin`] | gRPC: Grafana's renderer-plugin protocol (Grafana 7–11) |
-//! | | [`cli`] | the command line: `server`, `render`, `doctor`, `healthcheck`, `print-config` |
+//! | | [`cli`] | the command line: `server`, `render`, `report`, `doctor`, `healthcheck`, `print-config` |
+//! | | [`report`] | scheduled e-mail reports: schedules, SQLite run history, SMTP, report PDFs |
 //! | core | [`service`] | transport-neutral: tokens, parsing, the counted render, the metrics page |
 //! | | `render` | one deadline, a queue slot, coalescing of identical requests |
 //! | | [`page`] | one render in one tab: emulate, guard, navigate, readiness, capture (CDP) |
