@@ -441,8 +441,35 @@ async fn scheduled_runs_are_sent_once_caught_up_retried_and_missed_when_too_old(
     assert_eq!(retried["state"], "sent", "{retried}");
     assert_eq!(retried["attempts"], 2);
     assert_eq!(sink.count(), 3);
+
+    // Unreachable for good: after retry.attempts (3) the run ends as failed, with the reason.
+    daily_file(dir.path(), &h, closed);
+    for t in [
+        "2026-12-07T07:00:10Z", // attempt 1, next after 1 min
+        "2026-12-07T07:01:20Z", // attempt 2, next after 2 min
+        "2026-12-07T07:03:30Z", // attempt 3: the last
+        "2026-12-07T07:20:00Z", // nothing more
+    ] {
+        set(t);
+        b.tick_and_wait().await.expect("tick");
+    }
+    let failed = last_run(&b);
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert_eq!(failed["attempts"], 3);
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("127.0.0.1:{closed}"))),
+        "{failed}"
+    );
+    assert_eq!(sink.count(), 3);
     let metrics = h.service.metrics_text();
-    for (outcome, count) in [("sent", 3.0), ("missed", 1.0), ("retrying", 1.0)] {
+    for (outcome, count) in [
+        ("sent", 3.0),
+        ("missed", 1.0),
+        ("retrying", 3.0),
+        ("failed", 1.0),
+    ] {
         let name = format!("grender_reports_total{{outcome=\"{outcome}\",report=\"morning\"}}");
         assert_eq!(
             crate::common::metric_value(&metrics, &name),
