@@ -265,7 +265,19 @@ async fn reports_arrive_as_a_mail_client_reads_them() {
     );
     assert!(csv["size"].as_u64().unwrap_or(0) > 10);
 
-    // A report that is not in the file, and an unknown address, are clear errors.
+    // Without a valid token Grafana shows its login page: the error names the token.
+    h.stub.revoke_key("glsa_report_token");
+    let err = reports
+        .send_now("daily", None)
+        .await
+        .expect_err("login page");
+    assert!(
+        err.contains("[login-page]") && err.contains("grafana.token_env"),
+        "{err}"
+    );
+    assert!(!err.contains("glsa_report_token"), "{err}");
+
+    // A report that is not in the file is a clear error.
     let err = reports.send_now("nope", None).await.expect_err("unknown");
     assert!(err.contains("no report is named \"nope\""), "{err}");
     drop(sink);

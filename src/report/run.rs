@@ -9,6 +9,7 @@ use super::config::{Format, Report, SmtpConfig};
 use super::mail::{Letter, Part, build, send};
 use super::schedule::{TimeRange, resolve_range};
 use super::template::{Values, fill};
+use crate::error::ErrorCode;
 use crate::output::Output;
 use crate::output::report_pdf::ReportLayout;
 use crate::request::{Priority, RenderRequest};
@@ -202,6 +203,13 @@ async fn render_with(
     }
     match service.render(req, None, Route::Report).await {
         Ok(capture) => Ok(capture.bytes.to_vec()),
+        Err(e) if e.code() == ErrorCode::LoginPage => Err(format!(
+            "rendering {}: [{}] Grafana sent the browser to its login page: the report's \
+             Grafana token was refused or is missing. Fix: set grafana.token_env or \
+             grafana.token_file to a service-account token that can view the dashboard",
+            redacted_page(&url),
+            e.code()
+        )),
         Err(e) => Err(format!(
             "rendering {}: [{}] {e}",
             redacted_page(&url),
