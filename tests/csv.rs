@@ -107,6 +107,18 @@ async fn csv_errors_are_clear_and_leave_no_files() {
         .await;
     assert_eq!(r.status, 408, "{}", r.text());
     assert!(r.text().contains("CSV download"), "{}", r.text());
+    // A refused render key: Grafana's login page never downloads; said at once, not after
+    // the readiness timeout.
+    h.stub.allow_key("another-viewers-key");
+    h.stub.revoke_key(RENDER_KEY);
+    let r = h.get_with(&csv_url(&h, &target, &[]), &auth).await;
+    assert!(
+        r.text().contains("login page") && !r.text().contains("readiness"),
+        "{} {}",
+        r.status,
+        r.text()
+    );
+    h.stub.allow_key(RENDER_KEY);
     h.stop().await;
     let ours = format!("grender-csv-{}-", std::process::id());
     let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())

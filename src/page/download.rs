@@ -167,6 +167,12 @@ fn too_large(size: u64, max: u64) -> RenderError {
 }
 
 impl Download {
+    /// Gives the download up (the page will not make one): downloads are forbidden again
+    /// before the directory is removed.
+    pub async fn abandon(mut self) {
+        self.deny().await;
+    }
+
     /// Forbids further downloads in the context (it goes back to the pool).
     async fn deny(&mut self) {
         if let Some(deny) = self.denial.take() {

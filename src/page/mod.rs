@@ -31,6 +31,9 @@ use full_page::FullPage;
 pub use readiness::{ReadinessMode, ReadinessOptions};
 pub use reuse::AppReuse;
 
+/// The login page's address when Grafana sent the browser there, else null.
+const LOGIN_PAGE_JS: &str = r"/\/login\/?$/.test(location.pathname) ? location.href : null";
+
 /// Server-wide settings every page render needs.
 #[derive(Debug, Clone)]
 pub struct PageOptions {
@@ -235,6 +238,19 @@ async fn drive(
         }
     }
     if let Some(download) = download {
+        // Refused by Grafana, the d-csv page is its login page, which never downloads.
+        if let Some(url) =
+            readiness::evaluate::<Option<String>>(page, LOGIN_PAGE_JS, "loading the page")
+                .await
+                .ok()
+                .flatten()
+        {
+            download.abandon().await;
+            return Err(RenderError::LoginPage {
+                url,
+                elapsed: std::time::Duration::ZERO,
+            });
+        }
         progress.set(Stage::WaitingForCsv);
         let wait = req.readiness.timeout;
         let (bytes, suggested) = download.finish(wait, opts.max_csv_bytes).await?;
