@@ -242,9 +242,15 @@ async fn reports_arrive_as_a_mail_client_reads_them() {
     let png_bytes = std::fs::read(png["saved"].as_str().expect("saved")).expect("read");
     let image = image::load_from_memory(&png_bytes).expect("a PNG");
     assert_eq!((image.width(), image.height()), (1000, 600));
-    // The default subject names the title (from the URL) and the range.
+    // The default subject names the dashboard's title, as Grafana's API gives it (read by the
+    // page with the report's token), and the range.
     let subject = inline_msg["subject"].as_str().expect("subject");
-    assert!(subject.starts_with("ops overview ("), "{subject}");
+    assert!(subject.starts_with("Dashboard uid1 ("), "{subject}");
+    let api = h.stub.seen_at("/api/dashboards/uid/uid1");
+    assert_eq!(
+        api.last().and_then(|s| s.authorization.as_deref()),
+        Some("Bearer glsa_report_token")
+    );
 
     // A CSV attachment per panel, to another address given by hand.
     reports
@@ -811,7 +817,7 @@ reports:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_report_of_a_real_scenes_dashboard_has_its_header_on_every_page() {
+async fn a_report_of_a_real_scenes_dashboard_has_grafanas_title_on_every_page() {
     let Some(h) = Harness::start_frontend(&[]).await else {
         return;
     };
@@ -823,7 +829,6 @@ async fn a_report_of_a_real_scenes_dashboard_has_its_header_on_every_page() {
         "smtp: {{host: 127.0.0.1, port: {port}, security: none, from: reports@example.org}}
 reports:
   - name: forty
-    title: Forty panels
     dashboard: {dashboard}
     schedule: daily at 08:00
     format: pdf
@@ -858,7 +863,8 @@ reports:
     );
     let total = pages.len();
     for (i, page) in pages.iter().enumerate() {
-        assert!(page.contains("Forty panels"), "page {}: {page}", i + 1);
+        // The title Grafana's API gives, read by the page (the report names none).
+        assert!(page.contains("Dashboard forty"), "page {}: {page}", i + 1);
         let compact: String = page.split_whitespace().collect();
         assert!(
             compact.contains(&format!("{}/{total}", i + 1)),

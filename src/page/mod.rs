@@ -14,6 +14,7 @@ pub mod navigate;
 pub mod readiness;
 pub(crate) mod report_pdf;
 pub(crate) mod reuse;
+pub(crate) mod title;
 pub(crate) mod watch;
 
 use std::sync::Arc;
@@ -74,6 +75,8 @@ pub struct Capture {
     /// kept (`Some(true)`), thrown away because the page changed (`Some(false)`), or not
     /// tried.
     pub early: Option<bool>,
+    /// The dashboard's title, when the request asked for it (`fetch_title`) and Grafana said.
+    pub title: Option<String>,
 }
 
 /// Renders `req` (PNG or PDF) in a tab of its own context, lent by `browser`'s pool.
@@ -269,12 +272,13 @@ async fn drive(
             steps: Vec::new(),
             reuse: AppReuse::Cold("output"),
             early: None,
+            title: None,
         };
         return Ok((capture, false));
     }
 
     progress.set(Stage::WaitingForPanels);
-    let (mode, bytes, early) =
+    let (mode, bytes, early, title) =
         ready_and_capture(page, &mut bindings, req, opts, watch.as_ref(), progress).await?;
     let thrown = watch
         .as_ref()
@@ -297,6 +301,7 @@ async fn drive(
         steps: Vec::new(),
         reuse: AppReuse::Cold("off"),
         early,
+        title,
     };
     Ok((capture, watch.is_some() && thrown.is_empty()))
 }
@@ -311,18 +316,26 @@ async fn ready_and_capture(
     opts: &PageOptions,
     watch: Option<&watch::PageWatch>,
     progress: &Progress,
-) -> Result<(ReadinessMode, bytes::Bytes, Option<bool>), RenderError> {
+) -> Result<(ReadinessMode, bytes::Bytes, Option<bool>, Option<String>), RenderError> {
     let until = tokio::time::Instant::now() + req.readiness.timeout;
     // Readiness itself never offers an early picture of a full page (it grows while waiting).
-    let early = !matches!(req.output, Output::Pdf(_));
-    let (mut ready, mut height) =
-        wait_ready(page, bindings, req, opts, watch, until, early).await?;
+    let pdf = matches!(req.output, Output::Pdf(_));
+    let (mut ready, mut height) = wait_ready(page, bindings, req, opts, watch, until, !pdf).await?;
+    // Asked before a PDF is printed (a report's PDF leaves the page), after any other
+    // picture (a request in the page would spoil an early one).
+    let mut title = None;
+    if req.fetch_title && pdf {
+        title = title::fetch(page).await;
+    }
     progress.set(Stage::Capturing);
     let mut kept = None;
     if ready.early {
-        let shot = capture_picture(page, req, height, progress);
+        let shot = capture_picture(page, req, height, title.as_deref(), progress);
         if let Some(bytes) = early_capture::capture(page, until, shot).await? {
-            return Ok((ready.mode, bytes, Some(true)));
+            if req.fetch_title {
+                title = title::fetch(page).await;
+            }
+            return Ok((ready.mode, bytes, Some(true), title));
         }
         // The page changed after the picture was taken: wait and capture as usual.
         progress.set(Stage::WaitingForPanels);
@@ -330,8 +343,11 @@ async fn ready_and_capture(
         progress.set(Stage::Capturing);
         kept = Some(false);
     }
-    let bytes = capture_picture(page, req, height, progress).await?;
-    Ok((ready.mode, bytes, kept))
+    let bytes = capture_picture(page, req, height, title.as_deref(), progress).await?;
+    if req.fetch_title && !pdf {
+        title = title::fetch(page).await;
+    }
+    Ok((ready.mode, bytes, kept, title))
 }
 
 /// Waits for Grafana's readiness signals (following the page's height for a full-page
@@ -360,11 +376,13 @@ async fn wait_ready(
     Ok((ready, height))
 }
 
-/// The picture (PNG, JPEG/WebP or PDF) of the ready page, `height` CSS pixels tall.
+/// The picture (PNG, JPEG/WebP or PDF) of the ready page, `height` CSS pixels tall; a
+/// report's PDF has `title` (Grafana's) in its header when given.
 async fn capture_picture(
     page: &Page,
     req: &RenderRequest,
     height: u32,
+    title: Option<&str>,
     progress: &Progress,
 ) -> Result<bytes::Bytes, RenderError> {
     let (width, scale) = (req.viewport.width, req.viewport.scale);
@@ -372,7 +390,16 @@ async fn capture_picture(
         Output::Png => capture::png_tiled(page, width, height, scale).await,
         Output::Picture(opts) => capture::picture(page, opts, req, height, progress).await,
         Output::Pdf(pdf) => match &pdf.report {
-            Some(layout) => report_pdf::print(page, pdf, layout, width, height, scale).await,
+            Some(layout) => {
+                let layout = match title {
+                    Some(title) => &crate::output::report_pdf::ReportLayout {
+                        title: title.to_string(),
+                        ..layout.clone()
+                    },
+                    None => layout,
+                };
+                report_pdf::print(page, pdf, layout, width, height, scale).await
+            }
             None => capture::pdf(page, pdf, scale).await,
         },
         Output::Csv { .. } => Err(RenderError::local(

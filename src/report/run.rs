@@ -26,24 +26,31 @@ pub(crate) async fn compose(
     to: Option<&[Mailbox]>,
 ) -> Result<Letter, String> {
     let range = resolve_range(&report.from, &report.to, due, report.timezone)?;
-    let title = report
+    // The report's own title, else Grafana's (asked in the page while rendering), else the
+    // URL's slug.
+    let fallback = report
         .title
         .clone()
         .unwrap_or_else(|| title_from_url(&report.dashboard));
     let described = range.describe(report.timezone);
     let from = range.from.with_timezone(&report.timezone).to_rfc3339();
     let until = range.to.with_timezone(&report.timezone).to_rfc3339();
-    let values: Values = [
-        ("title", &title),
-        ("range", &described),
-        ("from", &from),
-        ("to", &until),
-        ("name", &report.name),
-        ("dashboard", report.dashboard.as_str()),
-    ];
+    let fill_in = |template: &str, title: &str| {
+        let values: Values = [
+            ("title", title),
+            ("range", &described),
+            ("from", &from),
+            ("to", &until),
+            ("name", &report.name),
+            ("dashboard", report.dashboard.as_str()),
+        ];
+        fill(template, &values)
+    };
     let file_stem = file_stem(&report.name, &range, report.timezone);
+    let dashboard = page_url(report, &range, "/d/");
     let mut attachments = Vec::new();
     let mut inline = None;
+    let mut fetched = None;
     match &report.format {
         Format::Pdf {
             paper,
@@ -58,19 +65,13 @@ pub(crate) async fn compose(
                 ("pdf.landscape", landscape.to_string()),
             ];
             let layout = ReportLayout {
-                title: title.clone(),
+                title: fallback.clone(),
                 subtitle: described.clone(),
-                footer: footer.as_ref().map(|f| fill(f, &values)),
+                footer: footer.as_ref().map(|f| fill_in(f, &fallback)),
                 logo: logo.clone(),
             };
-            let bytes = render_with(
-                service,
-                report,
-                &query,
-                page_url(report, &range, "/d/"),
-                Some(layout),
-            )
-            .await?;
+            let (bytes, title) = render(service, report, &query, dashboard, Some(layout)).await?;
+            fetched = title;
             attachments.push(Part {
                 name: format!("{file_stem}.pdf"),
                 content_type: "application/pdf",
@@ -87,7 +88,8 @@ pub(crate) async fn compose(
                 ("width", width.to_string()),
                 ("height", height.map_or("-1".into(), |h| h.to_string())),
             ];
-            let bytes = render(service, report, &query, page_url(report, &range, "/d/")).await?;
+            let (bytes, title) = render(service, report, &query, dashboard, None).await?;
+            fetched = title;
             let part = Part {
                 name: format!("{file_stem}.png"),
                 content_type: "image/png",
@@ -104,7 +106,7 @@ pub(crate) async fn compose(
                 let mut url = page_url(report, &range, "/d-csv/");
                 url.query_pairs_mut()
                     .append_pair("panelId", &panel.to_string());
-                let bytes = render(service, report, &[], url).await?;
+                let (bytes, _) = render(service, report, &[], url, None).await?;
                 attachments.push(Part {
                     name: format!("{file_stem}-panel-{panel}.csv"),
                     content_type: "text/csv; charset=utf-8",
@@ -113,10 +115,11 @@ pub(crate) async fn compose(
             }
         }
     }
+    let title = report.title.clone().or(fetched).unwrap_or(fallback);
     Ok(Letter {
         to: to.map_or_else(|| report.recipients.clone(), <[Mailbox]>::to_vec),
-        subject: fill(&report.subject, &values),
-        text: fill(&report.message, &values),
+        subject: fill_in(&report.subject, &title),
+        text: fill_in(&report.message, &title),
         attachments,
         inline,
     })
@@ -156,23 +159,15 @@ fn page_url(report: &Report, range: &TimeRange, route: &str) -> url::Url {
     url
 }
 
+/// Renders `url` for `report` in the background, a PDF laid out as a report when `layout` is
+/// given; also returns the dashboard's title from Grafana when the report names none.
 async fn render(
     service: &Service,
     report: &Report,
     options: &[(&str, String)],
     url: url::Url,
-) -> Result<Vec<u8>, String> {
-    render_with(service, report, options, url, None).await
-}
-
-/// [`render`], a PDF laid out as a report when `layout` is given.
-async fn render_with(
-    service: &Service,
-    report: &Report,
-    options: &[(&str, String)],
-    url: url::Url,
     layout: Option<ReportLayout>,
-) -> Result<Vec<u8>, String> {
+) -> Result<(Vec<u8>, Option<String>), String> {
     let csv = url.path().starts_with("/d-csv/");
     let query = {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
@@ -194,6 +189,7 @@ async fn render_with(
         .parse(route, &query, None)
         .map_err(|e| format!("report {:?}: {e}", report.name))?;
     req.priority = Priority::Background;
+    req.fetch_title = report.title.is_none() && !csv;
     if let (Some(layout), Output::Pdf(pdf)) = (layout, &mut req.output) {
         pdf.report = Some(layout);
     }
@@ -202,7 +198,7 @@ async fn render_with(
             .push(("Authorization".into(), format!("Bearer {}", token.0)));
     }
     match service.render(req, None, Route::Report).await {
-        Ok(capture) => Ok(capture.bytes.to_vec()),
+        Ok(capture) => Ok((capture.bytes.to_vec(), capture.title.clone())),
         Err(e) if e.code() == ErrorCode::LoginPage => Err(format!(
             "rendering {}: [{}] Grafana sent the browser to its login page: the report's \
              Grafana token was refused or is missing. Fix: set grafana.token_env or \

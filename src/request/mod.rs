@@ -36,6 +36,8 @@ pub struct RenderRequest {
     pub deadline: Deadline,
     /// Grafana's requests come first; scheduled reports render in the background.
     pub priority: Priority,
+    /// Also read the dashboard's title from Grafana's API, in the page (a report's subject).
+    pub fetch_title: bool,
 }
 
 /// Whose render waits when slots are short.

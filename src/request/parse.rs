@@ -248,6 +248,7 @@ pub fn parse_render_query(
         output,
         extra_headers: Vec::new(),
         priority: Default::default(),
+        fetch_title: false,
         readiness: readiness_of(d),
         deadline: Deadline::after(timeout),
     })
@@ -375,6 +376,7 @@ pub fn parse_csv_query(
             .map(String::from),
         extra_headers: Vec::new(),
         priority: Default::default(),
+        fetch_title: false,
         readiness: readiness_of(d),
         output: Output::Csv {
             file_name: get("filePath").and_then(crate::output::csv::file_name_from),

@@ -240,6 +240,7 @@ fn router(shared: Shared) -> Router {
         .route("/d-csv/{uid}/{slug}", get(csv_page))
         .route("/api/ds/query", get(query).post(ds_query))
         .route("/api/user", get(api_user))
+        .route("/api/dashboards/uid/{uid}", get(api_dashboard))
         .route("/api/report", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/health", get(health))
         .route("/probe.svg", get(probe))
@@ -356,6 +357,22 @@ async fn api_user(State(shared): State<Shared>, headers: HeaderMap) -> Response 
         return unauthorized();
     }
     axum::Json(serde_json::json!({"id": 1, "login": "admin", "orgId": 1})).into_response()
+}
+
+/// Grafana's dashboard API: its title is "Dashboard <uid>" (as the stand-in's page header).
+async fn api_dashboard(
+    State(shared): State<Shared>,
+    Path(uid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !render_key_ok(&shared, &headers) {
+        return unauthorized();
+    }
+    axum::Json(serde_json::json!({
+        "dashboard": {"uid": uid, "title": format!("Dashboard {uid}")},
+        "meta": {"slug": "x"},
+    }))
+    .into_response()
 }
 
 /// Grafana's answer to an API request without valid credentials.

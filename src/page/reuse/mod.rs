@@ -313,7 +313,7 @@ async fn drive(
     progress.set(Stage::LoadingPage);
     let moved = navigate(page, app, req, &mut bindings).await?;
     progress.set(Stage::WaitingForPanels);
-    let (mode, bytes, early) =
+    let (mode, bytes, early, _title) =
         super::ready_and_capture(page, &mut bindings, req, opts, None, progress)
             .await
             .map_err(fail("readiness"))?;
@@ -328,6 +328,7 @@ async fn drive(
         steps: Vec::new(),
         reuse: AppReuse::Reused,
         early,
+        title: None,
     };
     Ok((capture, again))
 }
