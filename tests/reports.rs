@@ -1008,3 +1008,73 @@ reports:
     assert_eq!(unauthorised.ok(), Some(401));
     assert!(dir.path().join("reports.db").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_taller_than_a_page_is_cut_between_its_rows() {
+    let Some(h) = Harness::start(&[]).await else {
+        return;
+    };
+    h.stub.allow_key("glsa_report_token");
+    let sink = SmtpSink::start(None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("grafana-token"), "glsa_report_token").expect("write");
+    let text = format!(
+        "smtp: {{host: 127.0.0.1, port: {port}, security: none, from: reports@example.org}}
+reports:
+  - name: table
+    dashboard: {dashboard}
+    schedule: daily at 08:00
+    format: pdf
+    recipients: [ops@example.org]
+    grafana: {{token_file: {dir}/grafana-token}}
+",
+        port = sink.port,
+        // A table of 60 rows (1688 px) and a chart: the table cannot fit on one page.
+        dashboard = h.stub.url("/d/uid1/t?panels=2&panelHeight=300&table=60"),
+        dir = dir.path().display(),
+    );
+    let path = dir.path().join("reports.yaml");
+    std::fs::write(&path, text).expect("write");
+    let reports = Reports::open(&path, h.service.clone()).expect("valid");
+    reports.send_now("table", None).await.expect("sent");
+    let msg = sink.message(1);
+    let pdf = leaf(&msg, "application/pdf")["saved"]
+        .as_str()
+        .expect("saved")
+        .to_string();
+    let status = Command::new("pdftoppm")
+        .args(["-r", "50", "-png", &pdf])
+        .arg(dir.path().join("page"))
+        .status()
+        .expect("pdftoppm runs");
+    assert!(status.success());
+    // 1600 CSS pixels shown 11 in wide at 50 dpi: a 28 px row, a 292 px chart.
+    let px = |css: f64| css * 11.0 * 50.0 / 1600.0;
+    let (mut rows, mut charts, mut pages) = (0, 0, 0);
+    for n in 1.. {
+        let file = dir.path().join(format!("page-{n}.png"));
+        if !file.exists() {
+            break;
+        }
+        pages += 1;
+        let page = image::open(&file).expect("a page picture").to_rgb8();
+        for run in panel_runs(&page) {
+            let run = run as f64;
+            if (run - px(28.0)).abs() <= 2.0 {
+                rows += 1;
+            } else if (run - px(292.0)).abs() <= 3.0 {
+                charts += 1;
+            } else {
+                panic!("page {n}: a run {run} px tall: a table row or the chart cut across pages");
+            }
+        }
+    }
+    assert!(pages >= 2, "the table takes more than one page");
+    assert_eq!(
+        (rows, charts),
+        (30, 1),
+        "every drawn row and the chart, whole, once"
+    );
+    drop(sink);
+    h.stop().await;
+}

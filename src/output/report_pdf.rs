@@ -1,5 +1,6 @@
 //! The pages of a report PDF: where to cut the dashboard so no panel is cut in half (a row
-//! header stays with what follows it), and the printable document that shows each slice
+//! header stays with what follows it; a panel taller than a page, a table, is cut between its
+//! rows), and the printable document that shows each slice
 //! under a header (logo, title, time range) and above a footer (text, page N of M).
 //!
 //! Pure: the page layer measures the panels, captures the slices and prints the document.
@@ -18,12 +19,14 @@ pub struct ReportLayout {
 }
 
 /// A vertical stretch of the page, in CSS pixels from its top.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Band {
     pub top: f64,
     pub bottom: f64,
     /// A row header: printed on the page of what follows it.
     pub keep_with_next: bool,
+    /// Where the band may be cut when it is taller than a page: the bottoms of its table rows.
+    pub cuts: Vec<f64>,
 }
 
 /// Page margins, header and footer heights, in inches.
@@ -66,8 +69,17 @@ pub fn pack(bands: &[Band], slice_height: f64, total: f64) -> Vec<(f64, f64)> {
             start = unit.top;
         }
         while unit.bottom - start > slice_height {
-            slices.push((start, start + slice_height));
-            start += slice_height;
+            // The last row that ends on this page, else (no rows: a chart) the page's end.
+            let limit = start + slice_height;
+            let cut = unit
+                .cuts
+                .iter()
+                .copied()
+                .filter(|&c| c > start + 1.0 && c <= limit)
+                .max_by(f64::total_cmp)
+                .unwrap_or(limit);
+            slices.push((start, cut));
+            start = cut;
         }
     }
     let end = total.max(start);
@@ -80,7 +92,8 @@ pub fn pack(bands: &[Band], slice_height: f64, total: f64) -> Vec<(f64, f64)> {
     slices
 }
 
-/// Overlapping bands become one; a row header joins the band after it.
+/// Overlapping bands become one; a row header joins the band after it. A merged band keeps
+/// only the cuts that cut none of its parts (a cut inside a chart beside a table is no cut).
 fn merge(bands: &[Band]) -> Vec<Band> {
     let mut sorted: Vec<Band> = bands.to_vec();
     sorted.sort_by(|a, b| a.top.total_cmp(&b.top));
@@ -88,6 +101,21 @@ fn merge(bands: &[Band]) -> Vec<Band> {
     for band in sorted {
         match merged.last_mut() {
             Some(last) if band.top < last.bottom - 0.5 || last.keep_with_next => {
+                let inside = |c: f64, b: &Band| c > b.top + 0.5 && c < b.bottom - 0.5;
+                let (old_top, old_bottom) = (last.top, last.bottom);
+                let old = Band {
+                    top: old_top,
+                    bottom: old_bottom,
+                    ..Default::default()
+                };
+                last.cuts
+                    .retain(|&c| !inside(c, &band) || band.cuts.contains(&c));
+                last.cuts.extend(
+                    band.cuts
+                        .iter()
+                        .copied()
+                        .filter(|&c| !inside(c, &old) || c >= old_bottom),
+                );
                 last.bottom = last.bottom.max(band.bottom);
                 last.keep_with_next = band.keep_with_next && band.bottom >= last.bottom;
             }
@@ -176,7 +204,7 @@ mod tests {
         Band {
             top,
             bottom,
-            keep_with_next: false,
+            ..Default::default()
         }
     }
 
@@ -209,6 +237,7 @@ mod tests {
                 top: 410.0,
                 bottom: 440.0,
                 keep_with_next: true,
+                cuts: vec![],
             },
             band(450.0, 800.0),
         ];
@@ -228,6 +257,37 @@ mod tests {
                 (1100.0, 1300.0)
             ]
         );
+    }
+
+    #[test]
+    fn a_table_taller_than_a_page_is_cut_between_its_rows() {
+        // A table of 60 rows of 28 px from y = 58; 500 px to a page.
+        let rows: Vec<f64> = (1..=60).map(|r| 58.0 + 28.0 * r as f64).collect();
+        let table = Band {
+            top: 50.0,
+            bottom: 1738.0,
+            keep_with_next: false,
+            cuts: rows.clone(),
+        };
+        let slices = pack(&[band(0.0, 40.0), table], 500.0, 1738.0);
+        for (top, bottom) in &slices[..slices.len() - 1] {
+            assert!(bottom - top <= 500.0);
+            assert!(
+                rows.contains(bottom) || *bottom == 50.0,
+                "cut at {bottom}, not between rows"
+            );
+        }
+        assert_eq!(slices[1], (50.0, 534.0));
+        // A chart beside the table keeps the rows from being cut where it would be cut.
+        let chart = band(50.0, 1000.0);
+        let merged = merge(&[
+            Band {
+                cuts: rows.clone(),
+                ..band(50.0, 1738.0)
+            },
+            chart,
+        ]);
+        assert!(merged[0].cuts.iter().all(|&c| c >= 1000.0));
     }
 
     #[test]

@@ -16,8 +16,9 @@ use crate::output::report_pdf::{
     Band, ReportLayout, SlicePicture, document, pack, slice_height_px,
 };
 
-/// The panels and row headers of the page, outermost only, in page coordinates. Grafana's
-/// grid items (old and Scenes dashboards), panels by id, and rows.
+/// The panels and row headers of the page, outermost only, in page coordinates, each with the
+/// bottoms of its table rows (where a panel taller than a page may be cut). Grafana's grid
+/// items (old and Scenes dashboards), panels by id, and rows.
 const BANDS_JS: &str = r#"(() => {
   const panels = '.react-grid-item, [data-panelid], [data-viz-panel-key], .panel';
   const rows = '.dashboard-row, [data-testid*="dashboard-row"]';
@@ -26,7 +27,9 @@ const BANDS_JS: &str = r#"(() => {
   return outer.map(el => {
     const r = el.getBoundingClientRect();
     const row = el.matches(rows) || !!el.querySelector(rows) || r.height < 60;
-    return [r.top + window.scrollY, r.bottom + window.scrollY, row];
+    const cuts = Array.from(el.querySelectorAll('[role="row"], tr'))
+      .map(t => t.getBoundingClientRect().bottom + window.scrollY);
+    return [r.top + window.scrollY, r.bottom + window.scrollY, row, cuts];
   }).filter(b => b[1] > b[0]);
 })()"#;
 
@@ -50,13 +53,15 @@ pub(crate) async fn print(
     } else {
         (w, h)
     };
-    let bands: Vec<(f64, f64, bool)> = evaluate(page, BANDS_JS, "measuring the panels").await?;
+    let bands: Vec<(f64, f64, bool, Vec<f64>)> =
+        evaluate(page, BANDS_JS, "measuring the panels").await?;
     let bands: Vec<Band> = bands
         .into_iter()
-        .map(|(top, bottom, keep_with_next)| Band {
+        .map(|(top, bottom, keep_with_next, cuts)| Band {
             top,
             bottom,
             keep_with_next,
+            cuts,
         })
         .collect();
     let slices = pack(&bands, slice_height_px(paper, width), height as f64);

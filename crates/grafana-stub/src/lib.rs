@@ -447,6 +447,7 @@ async fn dashboard(
         "panels": if solo { 1 } else { num("panels", 3) },
         "panelHeight": num("panelHeight", 300),
         "rows": num("rows", 0),
+        "table": num("table", 0),
         "assets": q.get("assets").is_some_and(|v| v == "1"),
         "throw": q.get("throw").is_some_and(|v| v == "1"),
         "lazy": q.get("lazy").is_some_and(|v| v == "1"),
