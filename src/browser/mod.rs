@@ -374,6 +374,9 @@ impl Launcher {
         publish_failures: bool,
         shutdown: &CancellationToken,
     ) -> Option<Running> {
+        // One failed start may be Chromium's own flake (its zygote's "Broken pipe", seen in
+        // CI): it is retried before anyone is told that Chromium cannot start.
+        let mut failures = 0;
         while !shutdown.is_cancelled() {
             self.generation += 1;
             match connect(&self.opts, self.generation, shutdown).await {
@@ -391,7 +394,8 @@ impl Launcher {
                 }
                 Err(msg) => {
                     tracing::error!(generation = self.generation, "cannot start Chromium: {msg}");
-                    if publish_failures {
+                    failures += 1;
+                    if publish_failures && failures > 1 {
                         state.send_replace(BrowserState::Failed(msg));
                     }
                 }
