@@ -719,59 +719,97 @@ fn panel_runs(page: &image::RgbImage) -> Vec<u32> {
     runs
 }
 
+/// Writes a PDF report `name` of `dashboard` (with `extra` YAML lines, each indented 4 spaces)
+/// with a token the stand-in accepts, sends it now to `sink`, and returns the saved PDF's path.
+async fn send_pdf_report(
+    h: &Harness,
+    sink: &SmtpSink,
+    dir: &Path,
+    name: &str,
+    dashboard: &str,
+    extra: &str,
+) -> String {
+    h.stub.allow_key("glsa_report_token");
+    std::fs::write(dir.join("grafana-token"), "glsa_report_token").expect("write");
+    let text = format!(
+        "smtp: {{host: 127.0.0.1, port: {port}, security: none, from: reports@example.org}}
+reports:
+  - name: {name}
+    dashboard: {dashboard}
+    schedule: daily at 08:00
+    format: pdf
+    recipients: [ops@example.org]
+    grafana: {{token_file: {dir}/grafana-token}}
+{extra}",
+        port = sink.port,
+        dir = dir.display(),
+    );
+    let path = dir.join("reports.yaml");
+    std::fs::write(&path, text).expect("write");
+    let reports = Reports::open(&path, h.service.clone()).expect("valid");
+    reports.send_now(name, None).await.expect("sent");
+    let msg = sink.message(1);
+    leaf(&msg, "application/pdf")["saved"]
+        .as_str()
+        .expect("saved")
+        .to_string()
+}
+
+/// The text of each page of `pdf` (pdftotext).
+fn pdf_page_texts(pdf: &str) -> Vec<String> {
+    let out = Command::new("pdftotext")
+        .args(["-layout", pdf, "-"])
+        .output()
+        .expect("pdftotext runs (scripts/test-deps.sh installs poppler-utils)");
+    String::from_utf8_lossy(&out.stdout)
+        .split('\u{c}')
+        .filter(|p| !p.trim().is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Each page of `pdf` as a picture at 50 dpi (pdftoppm), made in `dir`.
+fn pdf_page_pictures(pdf: &str, dir: &Path) -> Vec<image::RgbImage> {
+    let status = Command::new("pdftoppm")
+        .args(["-r", "50", "-png", pdf])
+        .arg(dir.join("page"))
+        .status()
+        .expect("pdftoppm runs");
+    assert!(status.success());
+    (1..)
+        .map(|n| dir.join(format!("page-{n}.png")))
+        .take_while(|f| f.exists())
+        .map(|f| image::open(&f).expect("a page picture").to_rgb8())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_pdfs_keep_every_panel_whole_under_a_header_with_title_and_range() {
     let Some(h) = Harness::start(&[]).await else {
         return;
     };
-    h.stub.allow_key("glsa_report_token");
     let sink = SmtpSink::start(None);
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("grafana-token"), "glsa_report_token").expect("write");
-    let text = format!(
-        "smtp: {{host: 127.0.0.1, port: {port}, security: none, from: reports@example.org}}
-reports:
-  - name: long
-    title: 運用ダッシュボード
-    dashboard: {dashboard}
-    timezone: Asia/Tokyo
-    schedule: daily at 08:00
-    format: pdf
-    pdf: {{paper: a4, landscape: true, footer: \"Internal — {{{{name}}}}\"}}
-    recipients: [ops@example.org]
-    grafana: {{token_file: {dir}/grafana-token}}
-",
-        port = sink.port,
-        dashboard = h.stub.url("/d/uid1/long?panels=12&panelHeight=300"),
-        dir = dir.path().display(),
-    );
-    let path = dir.path().join("reports.yaml");
-    std::fs::write(&path, text).expect("write");
-    let reports = Reports::open(&path, h.service.clone()).expect("valid");
     let started = Instant::now();
-    reports.send_now("long", None).await.expect("sent");
+    let pdf = send_pdf_report(
+        &h,
+        &sink,
+        dir.path(),
+        "long",
+        &h.stub.url("/d/uid1/long?panels=12&panelHeight=300"),
+        "    title: 運用ダッシュボード\n    timezone: Asia/Tokyo\n    \
+         pdf: {paper: a4, landscape: true, footer: \"Internal — {{name}}\"}\n",
+    )
+    .await;
     eprintln!(
         "a 12-panel report rendered and sent in {:?}",
         started.elapsed()
     );
-    let msg = sink.message(1);
-    let pdf = leaf(&msg, "application/pdf")["saved"]
-        .as_str()
-        .expect("saved")
-        .to_string();
 
     // Header and footer on every page, in Japanese too.
-    let text = Command::new("pdftotext")
-        .args(["-layout", &pdf, "-"])
-        .output()
-        .expect("pdftotext runs (scripts/test-deps.sh installs poppler-utils)");
-    let text = String::from_utf8_lossy(&text.stdout).to_string();
-    let pages: Vec<&str> = text
-        .split('\u{c}')
-        .filter(|p| !p.trim().is_empty())
-        .collect();
+    let pages = pdf_page_texts(&pdf);
     // 12 panels of 300 px under a 50 px title: three panels a page on A4 landscape.
-    assert_eq!(pages.len(), 4, "{text}");
+    assert_eq!(pages.len(), 4, "{pages:?}");
     for (i, page) in pages.iter().enumerate() {
         assert!(
             page.contains("運用ダッシュボード"),
@@ -789,18 +827,11 @@ reports:
     }
 
     // No panel is cut: on every page, each run of panel rows is one whole panel.
-    let prefix = dir.path().join("page");
-    let status = Command::new("pdftoppm")
-        .args(["-r", "50", "-png", &pdf])
-        .arg(&prefix)
-        .status()
-        .expect("pdftoppm runs");
-    assert!(status.success());
     let mut whole = 0;
-    for n in 1..=4 {
-        let file = dir.path().join(format!("page-{n}.png"));
-        let page = image::open(&file).expect("a page picture").to_rgb8();
-        let runs = panel_runs(&page);
+    let pictures = pdf_page_pictures(&pdf, dir.path());
+    assert_eq!(pictures.len(), 4);
+    for (n, page) in (1..).zip(&pictures) {
+        let runs = panel_runs(page);
         // 292 drawn CSS pixels a panel, 1600 CSS pixels shown 11 in wide at 50 dpi.
         let expected = 292.0 * 11.0 * 50.0 / 1600.0;
         for run in &runs {
@@ -821,45 +852,21 @@ async fn a_report_of_a_real_scenes_dashboard_has_grafanas_title_on_every_page() 
     let Some(h) = Harness::start_frontend(&[]).await else {
         return;
     };
-    h.stub.allow_key("glsa_report_token");
     let sink = SmtpSink::start(None);
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("grafana-token"), "glsa_report_token").expect("write");
-    let text = format!(
-        "smtp: {{host: 127.0.0.1, port: {port}, security: none, from: reports@example.org}}
-reports:
-  - name: forty
-    dashboard: {dashboard}
-    schedule: daily at 08:00
-    format: pdf
-    recipients: [ops@example.org]
-    grafana: {{token_file: {dir}/grafana-token}}
-",
-        port = sink.port,
-        dashboard = h.stub.url("/d/forty/x"),
-        dir = dir.path().display(),
-    );
-    let path = dir.path().join("reports.yaml");
-    std::fs::write(&path, text).expect("write");
-    let reports = Reports::open(&path, h.service.clone()).expect("valid");
-    reports.send_now("forty", None).await.expect("sent");
-    let msg = sink.message(1);
-    let pdf = leaf(&msg, "application/pdf")["saved"]
-        .as_str()
-        .expect("saved")
-        .to_string();
-    let out = Command::new("pdftotext")
-        .args(["-layout", &pdf, "-"])
-        .output()
-        .expect("pdftotext runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let pages: Vec<&str> = text
-        .split('\u{c}')
-        .filter(|p| !p.trim().is_empty())
-        .collect();
+    let pdf = send_pdf_report(
+        &h,
+        &sink,
+        dir.path(),
+        "forty",
+        &h.stub.url("/d/forty/x"),
+        "",
+    )
+    .await;
+    let pages = pdf_page_texts(&pdf);
     assert!(
         pages.len() > 1,
-        "forty panels take more than a page: {text}"
+        "forty panels take more than a page: {pages:?}"
     );
     let total = pages.len();
     for (i, page) in pages.iter().enumerate() {
@@ -1014,51 +1021,18 @@ async fn a_table_taller_than_a_page_is_cut_between_its_rows() {
     let Some(h) = Harness::start(&[]).await else {
         return;
     };
-    h.stub.allow_key("glsa_report_token");
     let sink = SmtpSink::start(None);
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("grafana-token"), "glsa_report_token").expect("write");
-    let text = format!(
-        "smtp: {{host: 127.0.0.1, port: {port}, security: none, from: reports@example.org}}
-reports:
-  - name: table
-    dashboard: {dashboard}
-    schedule: daily at 08:00
-    format: pdf
-    recipients: [ops@example.org]
-    grafana: {{token_file: {dir}/grafana-token}}
-",
-        port = sink.port,
-        // A table of 60 rows (1688 px) and a chart: the table cannot fit on one page.
-        dashboard = h.stub.url("/d/uid1/t?panels=2&panelHeight=300&table=60"),
-        dir = dir.path().display(),
-    );
-    let path = dir.path().join("reports.yaml");
-    std::fs::write(&path, text).expect("write");
-    let reports = Reports::open(&path, h.service.clone()).expect("valid");
-    reports.send_now("table", None).await.expect("sent");
-    let msg = sink.message(1);
-    let pdf = leaf(&msg, "application/pdf")["saved"]
-        .as_str()
-        .expect("saved")
-        .to_string();
-    let status = Command::new("pdftoppm")
-        .args(["-r", "50", "-png", &pdf])
-        .arg(dir.path().join("page"))
-        .status()
-        .expect("pdftoppm runs");
-    assert!(status.success());
+    // A table of 60 rows (1688 px) and a chart: the table cannot fit on one page.
+    let dashboard = h.stub.url("/d/uid1/t?panels=2&panelHeight=300&table=60");
+    let pdf = send_pdf_report(&h, &sink, dir.path(), "table", &dashboard, "").await;
     // 1600 CSS pixels shown 11 in wide at 50 dpi: a 28 px row, a 292 px chart.
     let px = |css: f64| css * 11.0 * 50.0 / 1600.0;
-    let (mut rows, mut charts, mut pages) = (0, 0, 0);
-    for n in 1.. {
-        let file = dir.path().join(format!("page-{n}.png"));
-        if !file.exists() {
-            break;
-        }
-        pages += 1;
-        let page = image::open(&file).expect("a page picture").to_rgb8();
-        for run in panel_runs(&page) {
+    let (mut rows, mut charts) = (0, 0);
+    let pictures = pdf_page_pictures(&pdf, dir.path());
+    let pages = pictures.len();
+    for (n, page) in (1..).zip(&pictures) {
+        for run in panel_runs(page) {
             let run = run as f64;
             if (run - px(28.0)).abs() <= 2.0 {
                 rows += 1;

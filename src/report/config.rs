@@ -283,7 +283,7 @@ pub(crate) fn parse(
     let mut reports = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, r) in file.reports.iter().enumerate() {
-        let line = report_line(text, i, &r.name);
+        let line = report_line(text, i);
         let field = |key: &str| line_of_key(text, line, key);
         let fail = |key: &str, msg: String| {
             let line = if key.is_empty() { line } else { field(key) };
@@ -578,23 +578,18 @@ fn without_location(e: &serde_yaml_ng::Error) -> String {
     }
 }
 
-/// The 1-based line of the `i`-th report: the line of its `name: NAME`, else the first line
-/// of the reports list.
-fn report_line(text: &str, i: usize, name: &str) -> usize {
-    let mut seen = 0;
-    for (n, line) in text.lines().enumerate() {
-        let t = line.trim_start().trim_start_matches("- ").trim_start();
-        if let Some(v) = t.strip_prefix("name:") {
-            let v = v.trim().trim_matches(['"', '\'']);
-            if v == name {
-                if seen == i || text.matches(&format!("name: {name}")).count() <= 1 {
-                    return n + 1;
-                }
-                seen += 1;
-            }
-        }
-    }
-    line_of_key(text, 0, "reports")
+/// The 1-based line of the `i`-th report: its `name:` line (the `i`-th in the file), else the
+/// first line of the reports list.
+fn report_line(text: &str, i: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let t = line.trim_start().trim_start_matches("- ").trim_start();
+            t.starts_with("name:")
+        })
+        .nth(i)
+        .map(|(n, _)| n + 1)
+        .unwrap_or_else(|| line_of_key(text, 0, "reports"))
 }
 
 /// The 1-based line of the first `key:` at or after line `from` (1-based; 0 = the start),

@@ -42,6 +42,7 @@ pub struct Reports {
     service: Arc<Service>,
     active: AtomicBool,
     in_flight: scheduler::InFlight,
+    handled: scheduler::Handled,
 }
 
 impl Reports {
@@ -72,6 +73,7 @@ impl Reports {
             service,
             active: AtomicBool::new(false),
             in_flight: Default::default(),
+            handled: Default::default(),
         }))
     }
 

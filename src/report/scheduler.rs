@@ -3,7 +3,8 @@
 //! catches up a run missed while the service was down (within `catch_up`), and retries failed
 //! attempts with backoff until they are sent or end as failed, with the reason kept.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,41 @@ const LEASE_SECS: i64 = 60;
 const STALE_SECS: i64 = 15 * 60;
 /// Finished runs are kept this long (the latest of each report always).
 const KEEP_SECS: i64 = 400 * 24 * 3600;
+/// How often finished runs are pruned.
+const PRUNE_EVERY_SECS: i64 = 3600;
+
+/// What this process already settled, so a tick touches the database only when something is
+/// new: the latest due time handled per report, and when finished runs were last pruned.
+#[derive(Default)]
+pub(crate) struct Handled {
+    due: Mutex<HashMap<String, i64>>,
+    pruned_at: AtomicI64,
+}
+
+impl Handled {
+    fn is_handled(&self, report: &str, due: i64) -> bool {
+        self.due
+            .lock()
+            .map(|m| m.get(report) == Some(&due))
+            .unwrap_or(false)
+    }
+
+    fn handle(&self, report: &str, due: i64) {
+        if let Ok(mut m) = self.due.lock() {
+            m.insert(report.to_string(), due);
+        }
+    }
+
+    /// Whether it is time to prune again (once an hour).
+    fn prune_due(&self, now: i64) -> bool {
+        let last = self.pruned_at.load(Ordering::Relaxed);
+        now - last >= PRUNE_EVERY_SECS
+            && self
+                .pruned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
 
 /// Run ids being worked on by this process (never started twice at once).
 #[derive(Default)]
@@ -75,16 +111,23 @@ pub(crate) async fn tick(reports: &Arc<Reports>) -> Result<Vec<JoinHandle<()>>, 
         let Some(due) = report.schedule.last_at_or_before(now) else {
             continue;
         };
+        if reports.handled.is_handled(&report.name, due.timestamp()) {
+            continue;
+        }
         let history = reports.history.clone();
         let name = report.name.clone();
         let first_seen = blocking(move || history.first_seen(&name, now.timestamp())).await?;
         if due.timestamp() < first_seen {
-            continue; // due before the report was in the file: never sent for that
+            // Due before the report was in the file: never sent for that.
+            reports.handled.handle(&report.name, due.timestamp());
+            continue;
         }
         let history = reports.history.clone();
         let name = report.name.clone();
         let claim =
             blocking(move || history.claim(&name, due.timestamp(), now.timestamp())).await?;
+        // Claimed (by us or another process): nothing more to do for this due time.
+        reports.handled.handle(&report.name, due.timestamp());
         let Claim::New(id) = claim else {
             continue;
         };
@@ -102,9 +145,11 @@ pub(crate) async fn tick(reports: &Arc<Reports>) -> Result<Vec<JoinHandle<()>>, 
         }
         started.extend(spawn_run(reports, id, report.name.clone(), due));
     }
-    let history = reports.history.clone();
-    let keep_after = now.timestamp() - KEEP_SECS;
-    blocking(move || history.prune(keep_after)).await?;
+    if reports.handled.prune_due(now.timestamp()) {
+        let history = reports.history.clone();
+        let keep_after = now.timestamp() - KEEP_SECS;
+        blocking(move || history.prune(keep_after)).await?;
+    }
     let history = reports.history.clone();
     let retries = blocking(move || history.due_retries(now.timestamp(), STALE_SECS)).await?;
     for run in retries {
