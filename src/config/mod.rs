@@ -235,9 +235,9 @@ pub struct ChromiumOptions {
 
     /// Close the last warm tab too once it stayed unused this long, keeping its browser context
     /// with Grafana's cached assets: an idle grender then runs no renderer process (~140 MiB
-    /// RSS less), and the next render opens a tab in that context (~0.7 s slower than a warm
-    /// tab, about a cold start's render) (0: never).
-    #[arg(long = "browser.idle-close-last", env = "BROWSER_IDLE_CLOSE_LAST", default_value = "5m", value_parser = parse_duration)]
+    /// RSS less), and the next render opens a tab in that context (it costs about what the
+    /// first render after start costs, less than a new context) (0: never).
+    #[arg(long = "browser.idle-close-last", env = "BROWSER_IDLE_CLOSE_LAST", default_value = "45s", value_parser = parse_duration)]
     pub idle_close_last: Duration,
 
     /// Restart Chromium after this many renders, draining renders in flight first (0: never).
