@@ -248,6 +248,19 @@ def soak(url_for, headers, pid, total):
           f"after {total}: {after_all:.0f} MiB ({(after_all / after_100 - 1) * 100:+.1f} %)")
 
 
+def pool_metrics(base):
+    """grender's tabs by state and the browser contexts it opened, from /metrics."""
+    _, body = get(f"{base}/metrics")
+    tabs, contexts = [], 0.0
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("grender_browser_tabs{"):
+            state = line.split('state="')[1].split('"')[0]
+            tabs.append(f"{state} {float(line.rsplit(' ', 1)[1]):.0f}")
+        elif line.startswith("grender_browser_contexts_opened_total "):
+            contexts = float(line.rsplit(" ", 1)[1])
+    return {"tabs": ", ".join(tabs) or "none", "contexts": contexts}
+
+
 def node_renderer_env(args, port):
     """The official Node renderer (3.x/4.x, built with `npx tsc` in args.node_renderer) in its
     clustered mode, on the same Chromium headless shell as grender."""
@@ -409,10 +422,17 @@ def main():
             print(f"memory of the tree after {args.idle_wait} s without requests: RSS {rss / 1024:.0f} MiB / "
                   f"PSS {pss / 1024:.0f} MiB")
             print(f"  by process, RSS/PSS MiB: {tree_breakdown(pid)}")
+            idle_pool = pool_metrics(base) if not args.node_renderer else None
+            if idle_pool:
+                print(f"  grender's tabs: {idle_pool['tabs']}; browser contexts opened since start: "
+                      f"{idle_pool['contexts']:.0f}")
             if args.after_idle:
                 times, errors = sequential(url_for(20_000_000), headers, 1)
                 warm, _ = sequential(url_for(20_000_001), headers, 3)
-                print(f"first render after the idle wait {times[0]:6.0f} ms (errors {errors}), "
+                # A dormant context's HTTP cache is kept for this render: no new context.
+                opened = (f", new browser contexts {pool_metrics(base)['contexts'] - idle_pool['contexts']:.0f}"
+                          if idle_pool else "")
+                print(f"first render after the idle wait {times[0]:6.0f} ms (errors {errors}{opened}), "
                       f"then p50 {statistics.median(warm):6.0f} ms")
         if mem:
             mem.running = False

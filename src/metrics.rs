@@ -38,6 +38,8 @@ pub struct Metrics {
     pub coalesced: IntCounter,
     pub browser_renders: IntCounter,
     pub browser_launches: IntCounter,
+    pub browser_contexts_opened: IntCounter,
+    pub browser_tabs: IntGaugeVec,
     pub app_reuse: IntCounterVec,
     pub early_capture: IntCounterVec,
     pub chromium_rss: IntGauge,
@@ -180,6 +182,17 @@ impl Metrics {
                 "grender_browser_launches_total",
                 "Chromium launches since start.",
             )?,
+            browser_contexts_opened: IntCounter::new(
+                "grender_browser_contexts_opened_total",
+                "Browser contexts opened (each with a cold HTTP cache); flat while renders reuse warm tabs.",
+            )?,
+            browser_tabs: IntGaugeVec::new(
+                Opts::new(
+                    "grender_browser_tabs",
+                    "Chromium's tabs, each a renderer process, by state (idle: waiting for any render; parked: an app kept for its viewer; busy: rendering, opening or being scrubbed; dormant: a context kept for its cache without a tab).",
+                ),
+                &["state"],
+            )?,
             chromium_rss: IntGauge::new(
                 "grender_chromium_rss_bytes",
                 "Resident memory of the Chromium tree.",
@@ -229,6 +242,8 @@ impl Metrics {
             coalesced,
             browser_renders,
             browser_launches,
+            browser_contexts_opened,
+            browser_tabs,
             app_reuse,
             early_capture,
             chromium_rss,

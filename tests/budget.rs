@@ -52,11 +52,23 @@ async fn the_last_tab_closes_when_idle_and_its_context_keeps_the_cache() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // What an operator sees: no tab, the context kept, one context opened since start.
+    let tab_metrics = |page: &str| {
+        ["idle", "busy", "dormant"]
+            .map(|s| common::metric_value(page, &format!("grender_browser_tabs{{state=\"{s}\"}}")))
+    };
+    let contexts = "grender_browser_contexts_opened_total";
+    let idle = h.get_with(&h.url("/metrics"), &[]).await.text();
+    assert_eq!(tab_metrics(&idle), [0.0, 0.0, 1.0], "{idle}");
+    assert_eq!(common::metric_value(&idle, contexts), 1.0, "{idle}");
     // The next render opens a tab in the kept context: no new context, and the bundle comes
     // from its HTTP cache, not from Grafana again.
     let img = h.render(&bundled(1), &[("height", "500")]).await.png();
     assert!(img.is_drawn(500, 250));
     assert_eq!(browser.tabs.opened(), opened, "a new context was opened");
+    let after = h.get_with(&h.url("/metrics"), &[]).await.text();
+    assert_eq!(common::metric_value(&after, contexts), 1.0, "{after}");
+    assert_eq!(tab_metrics(&after)[2], 0.0, "{after}");
     let fetched = h.stub.seen_at("/public/build/app.64k.js").len();
     assert_eq!(
         fetched, 1,

@@ -106,6 +106,8 @@ pub struct BrowserOptions {
     pub close_last_after: Duration,
     /// Counts every Chromium launched (`grender_browser_launches_total`).
     pub launches: prometheus::IntCounter,
+    /// Counts every browser context opened (`grender_browser_contexts_opened_total`).
+    pub contexts_opened: prometheus::IntCounter,
 }
 
 /// What the supervisor currently offers.
@@ -598,6 +600,7 @@ async fn connect(
                 opts.tab_setup.clone(),
                 opts.idle_timeout,
                 opts.close_last_after,
+                opts.contexts_opened.clone(),
             ),
             renders: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),

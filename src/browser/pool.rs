@@ -87,11 +87,26 @@ pub struct TabPool {
     /// Renders one context serves before it is disposed; 1 means a fresh context per render.
     max_uses: u32,
     opened: AtomicU64,
+    /// Counts contexts opened by every browser (`grender_browser_contexts_opened_total`).
+    contexts_opened: prometheus::IntCounter,
     setup: Arc<TabSetup>,
     /// Idle tabs beyond one are disposed after this long (zero: never).
     idle_timeout: std::time::Duration,
     /// The last idle tab is closed, its context kept dormant, after this long (zero: never).
     close_last_after: std::time::Duration,
+}
+
+/// The tabs of a pool by what they are doing.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TabCensus {
+    /// Scrubbed, waiting for any render.
+    pub idle: usize,
+    /// An app kept loaded for its viewer's next render.
+    pub parked: usize,
+    /// Lent to a render, being opened or being scrubbed.
+    pub busy: usize,
+    /// A context kept for its HTTP cache without a tab (0 or 1).
+    pub dormant: usize,
 }
 
 #[derive(Default)]
@@ -122,6 +137,7 @@ impl TabPool {
         setup: Arc<TabSetup>,
         idle_timeout: std::time::Duration,
         close_last_after: std::time::Duration,
+        contexts_opened: prometheus::IntCounter,
     ) -> Self {
         TabPool {
             state: Mutex::new(PoolState::default()),
@@ -130,6 +146,7 @@ impl TabPool {
             crashed: Mutex::new(HashSet::new()),
             max_uses: max_uses.max(1),
             opened: AtomicU64::new(0),
+            contexts_opened,
             setup,
             idle_timeout,
             close_last_after,
@@ -139,6 +156,24 @@ impl TabPool {
     /// Contexts opened so far (tests and metrics: shows reuse).
     pub fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
+    }
+
+    /// What the tabs are doing now, for the metrics: each tab is a renderer process.
+    pub fn census(&self) -> TabCensus {
+        self.state
+            .lock()
+            .map(|s| {
+                let dormant = usize::from(s.dormant.is_some());
+                TabCensus {
+                    idle: s.idle.len(),
+                    parked: s.parked.len(),
+                    busy: s
+                        .total
+                        .saturating_sub(s.idle.len() + s.parked.len() + dormant),
+                    dormant,
+                }
+            })
+            .unwrap_or_default()
     }
 
     /// Tabs waiting for a render now (scrubbed or parked), and tabs in existence (idle,
@@ -266,6 +301,7 @@ pub async fn open_tab(browser: &LiveBrowser) -> Result<Tab, RenderError> {
         .map_err(|e| RenderError::cdp("creating a browser context", e))?;
     let tab = reopen_tab(browser, context_id, 0).await?;
     browser.tabs.opened.fetch_add(1, Ordering::Relaxed);
+    browser.tabs.contexts_opened.inc();
     Ok(tab)
 }
 

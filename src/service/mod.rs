@@ -185,8 +185,20 @@ impl Service {
                     .set(1);
                 m.chromium_rss
                     .set(crate::browser::memory::tree_rss_bytes(b.pid) as i64);
+                let tabs = b.tabs.census();
+                for (state, n) in [
+                    ("idle", tabs.idle),
+                    ("parked", tabs.parked),
+                    ("busy", tabs.busy),
+                    ("dormant", tabs.dormant),
+                ] {
+                    m.browser_tabs.with_label_values(&[state]).set(n as i64);
+                }
             }
-            _ => m.browser_instances_active.set(0),
+            _ => {
+                m.browser_instances_active.set(0);
+                m.browser_tabs.reset();
+            }
         }
         m.render()
     }

@@ -66,6 +66,7 @@ impl Service {
             idle_timeout: opts.browser.idle_timeout,
             close_last_after: opts.browser.idle_close_last,
             launches: metrics.browser_launches.clone(),
+            contexts_opened: metrics.browser_contexts_opened.clone(),
         });
         let allowed_origins = opts.server.allowed_origins();
         let page = PageOptions {
