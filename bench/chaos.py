@@ -18,7 +18,10 @@
                                    --browser.memory-budget=768 (--budget-mib): only 200, 429 or
                                    503 (with Retry-After), no Chromium death or page crash, and
                                    the tree's sampled peak RSS (grender + Chromium) under the
-                                   budget; prints PSS too. Needs testapp/dist (scripts/testapp.sh).
+                                   budget; prints PSS too. Where a cgroup-v1 memory cgroup can
+                                   be made under this process's own, grender runs in one limited
+                                   to the budget (--cgroup-mib), and no process may be killed by
+                                   the kernel. Needs testapp/dist (scripts/testapp.sh).
   bench/chaos.py soak [-n 2000]    N mixed renders from 4 clients (panels, full pages, PDFs, a
                                    broken and a slow panel): 0 unexpected answers, no temp
                                    file or process left behind, RSS drift under 10 %.
@@ -47,7 +50,67 @@ from bench import (ROOT, RssSampler, concurrent, fetch, free_port, get, sequenti
 PROFILE = "release"
 
 
-def start(extra=(), env=None, frontend=False, stderr=None):
+class MemoryCgroup:
+    """A cgroup-v1 memory cgroup of `limit_mib`, made as a child of this process's own (so it
+    only narrows what the machine's harness allows), for grender and everything it starts:
+    the kernel then enforces the budget as a container's limit would, counting shared pages
+    once and page cache too. `None` from `make` where that cannot be done here."""
+
+    def __init__(self, path):
+        self.path = path
+
+    @staticmethod
+    def make(limit_mib):
+        try:
+            with open("/proc/self/cgroup") as f:
+                own = next(line.split(":", 2)[2].strip() for line in f if line.split(":")[1] == "memory")
+            path = os.path.join("/sys/fs/cgroup/memory" + own, f"grender-budget-{os.getpid()}")
+            os.mkdir(path)
+        except (OSError, StopIteration, IndexError):
+            return None
+        group = MemoryCgroup(path)
+        try:
+            group.write("memory.limit_in_bytes", str(limit_mib * 1024 * 1024))
+        except OSError:
+            group.remove()
+            return None
+        return group
+
+    def write(self, name, value):
+        with open(os.path.join(self.path, name), "w") as f:
+            f.write(value)
+
+    def read(self, name):
+        with open(os.path.join(self.path, name)) as f:
+            return f.read()
+
+    def enter(self):
+        """For `preexec_fn`: the child joins the cgroup before it execs."""
+        self.write("cgroup.procs", str(os.getpid()))
+
+    def peak_mib(self):
+        return int(self.read("memory.max_usage_in_bytes")) / 2**20
+
+    def oom_kills(self):
+        """Processes the kernel killed for the limit (0 where the kernel does not say)."""
+        for line in self.read("memory.oom_control").splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+        return 0
+
+    def remove(self):
+        for _ in range(50):
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1)
+        print(f"  (could not remove the cgroup {self.path})")
+
+
+def start(extra=(), env=None, frontend=False, stderr=None, preexec_fn=None):
     """The stand-in (or, with `frontend`, the Grafana-frontend test app) and grender."""
     build = ["cargo", "build", "--quiet", "-p", "grender", "-p", "grafana-stub", "--bins"]
     if PROFILE == "release":
@@ -62,7 +125,7 @@ def start(extra=(), env=None, frontend=False, stderr=None):
     stub = subprocess.Popen([f"{bins}/grafana-stub", *stub_args], stdout=subprocess.DEVNULL)
     level = "--log.level=info" if stderr else "--log.level=error"
     grender = subprocess.Popen([f"{bins}/grender", "server", "--config=/dev/null", f"--server.addr=127.0.0.1:{port}",
-                                level, *extra], env=env, stderr=stderr)
+                                level, *extra], env=env, stderr=stderr, preexec_fn=preexec_fn)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base)
@@ -331,8 +394,15 @@ def budget(args):
     """8 clients on the Grafana-frontend test app with browser.memory-budget set: only 200, 429
     or 503 (with Retry-After), no crash, the tree's sampled peak RSS under the budget."""
     log = tempfile.TemporaryFile()
-    stub, grender, base, stub_port = start([f"--browser.memory-budget={args.budget_mib}", *args.grender_arg],
-                                           frontend=True, stderr=log)
+    limit_mib = args.cgroup_mib or args.budget_mib
+    cgroup = MemoryCgroup.make(limit_mib)
+    try:
+        stub, grender, base, stub_port = start([f"--browser.memory-budget={args.budget_mib}", *args.grender_arg],
+                                               frontend=True, stderr=log, preexec_fn=cgroup and cgroup.enter)
+    except BaseException:
+        if cgroup:
+            cgroup.remove()
+        raise
     peaks, running = [0, 0], [True]
 
     def sample():
@@ -370,6 +440,10 @@ def budget(args):
         grender.terminate()
         stub.terminate()
         grender.wait(timeout=15)
+    kernel = None
+    if cgroup:
+        kernel = (cgroup.peak_mib(), cgroup.oom_kills())
+        cgroup.remove()
     log.seek(0)
     lines = log.read().decode(errors="replace").splitlines()
     plan = next((l.split("memory budget", 1)[1].strip() for l in lines if "memory budget" in l), "?")
@@ -388,6 +462,11 @@ def budget(args):
           f"app: {len(results)} answers {by_status}, {len(oks) / args.seconds:.2f} pictures/s, p50 {p50:.2f} s; "
           f"without Retry-After {no_retry}; Chromium recycled {recycled}x, died/crashed {len(died) + crashes}; "
           f"tree peak RSS {rss_mib:.0f} MiB / PSS {pss_mib:.0f} MiB")
+    if kernel:
+        print(f"  in a memory cgroup limited to {limit_mib} MiB: peak charged {kernel[0]:.0f} MiB, "
+              f"processes killed by the kernel {kernel[1]}")
+    else:
+        print("  (no memory cgroup could be made here: the budget is checked on the RSS sum only)")
     failures = []
     if bad:
         failures.append(f"{len(bad)} answers not 200/429/503, e.g. {bad[0][0]} {bad[0][3]!r}")
@@ -397,6 +476,8 @@ def budget(args):
         failures.append(f"Chromium died or a page crashed: {(died or ['(in an answer)'])[0][:200]}")
     if rss_mib >= args.budget_mib:
         failures.append(f"peak RSS {rss_mib:.0f} MiB is not under the budget of {args.budget_mib} MiB")
+    if kernel and kernel[1]:
+        failures.append(f"the kernel killed {kernel[1]} processes at the {limit_mib} MiB limit")
     if not oks:
         failures.append("no picture at all")
     for f in failures:
@@ -528,6 +609,8 @@ def main():
     ap.add_argument("--attempts", type=int, default=1,
                     help="storm: runs on a new service each, until one meets the share (default 1; CI uses 2)")
     ap.add_argument("--budget-mib", type=int, default=768, help="budget: browser.memory-budget (default 768)")
+    ap.add_argument("--cgroup-mib", type=int, default=0,
+                    help="budget: the memory cgroup's limit, when one can be made (default: the budget)")
     ap.add_argument("--seconds", type=int, default=60, help="budget: how long the 8 clients render (default 60)")
     ap.add_argument("--grender-arg", action="append", default=[],
                     help="budget: a further grender option, e.g. --grender-arg=--render.concurrency=2")
