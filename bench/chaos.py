@@ -85,8 +85,15 @@ class MemoryCgroup:
             return f.read()
 
     def enter(self):
-        """For `preexec_fn`: the child joins the cgroup before it execs."""
-        self.write("cgroup.procs", str(os.getpid()))
+        """For `preexec_fn`: the child joins the cgroup before it execs (if it cannot, it
+        runs outside, which `holds` tells)."""
+        try:
+            self.write("cgroup.procs", str(os.getpid()))
+        except OSError:
+            pass
+
+    def holds(self, pid):
+        return str(pid) in self.read("cgroup.procs").split()
 
     def peak_mib(self):
         return int(self.read("memory.max_usage_in_bytes")) / 2**20
@@ -403,6 +410,9 @@ def budget(args):
         if cgroup:
             cgroup.remove()
         raise
+    if cgroup and not cgroup.holds(grender.pid):
+        cgroup.remove()
+        cgroup = None
     peaks, running = [0, 0], [True]
 
     def sample():
