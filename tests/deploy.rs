@@ -100,7 +100,25 @@ fn kubernetes_probes_ports_and_env_match_the_service() {
         let name = env["name"].as_str().unwrap();
         assert!(known.contains(name), "grender does not read {name}");
     }
-    assert!(container["resources"]["limits"]["memory"].is_string());
+    // The budget (MiB of summed RSS, which counts shared pages once per process) fits the
+    // container's limit: what the kernel charges is below the sum.
+    let limit = container["resources"]["limits"]["memory"].as_str().unwrap();
+    let limit_mib: u64 = match limit.split_at(limit.len() - 2) {
+        (n, "Gi") => n.parse::<u64>().unwrap() * 1024,
+        (n, "Mi") => n.parse().unwrap(),
+        _ => panic!("memory limit {limit} not in Mi or Gi"),
+    };
+    let budget = container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "BROWSER_MEMORY_BUDGET")
+        .and_then(|e| e["value"].as_str()?.parse::<u64>().ok())
+        .expect("BROWSER_MEMORY_BUDGET in the example");
+    assert!(
+        budget <= limit_mib,
+        "budget {budget} MiB over the limit {limit}"
+    );
     let service = kind("Service");
     assert_eq!(service["spec"]["ports"][0]["port"].as_u64(), Some(8081));
     assert_eq!(
