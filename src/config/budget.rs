@@ -16,6 +16,21 @@ pub const BASE_MIB: u64 = 300;
 /// alone; whole dashboards cost more), rounded down to the nearest 10 as BASE_MIB has the room.
 pub const PER_RENDER_MIB: u64 = 180;
 
+/// RSS one concurrent render adds with V8's default flags, in MiB: the same bench with
+/// `--js-flags` left alone peaked at 942–974 MiB with 3 renders at once on solo panels (~225
+/// per render, against ~178 with the size flag), rounded up for whole dashboards. A budget
+/// with this much room for its renders leaves V8 at full speed (ADR 12, session 8).
+pub const PER_RENDER_FULL_SPEED_MIB: u64 = 240;
+
+/// The tree's need for `renders` at once at `per_render` MiB each.
+fn need(renders: u64, per_render: u64, isolation: Isolation) -> u64 {
+    match isolation {
+        Isolation::Context => BASE_MIB + renders * per_render,
+        // Every render is a whole Chromium, and up to two spare ones wait launched.
+        Isolation::Process => (renders + renders.min(2)) * BASE_MIB + renders * per_render,
+    }
+}
+
 /// What a memory budget allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryPlan {
@@ -27,6 +42,9 @@ pub struct MemoryPlan {
     pub allowed: usize,
     /// Whether `concurrency` was derived from the budget (the user set none).
     pub derived: bool,
+    /// Whether V8 must favour memory over speed for `concurrency` renders to fit the budget
+    /// (false without a budget, or when it has room for them at full speed).
+    pub v8_for_size: bool,
 }
 
 impl MemoryPlan {
@@ -47,33 +65,33 @@ impl MemoryPlan {
                 budget_mib,
                 allowed: 0,
                 derived: false,
+                v8_for_size: false,
             };
         }
-        let fits = |n: u64| -> bool {
-            let need = match isolation {
-                Isolation::Context => BASE_MIB + n * PER_RENDER_MIB,
-                Isolation::Process => (n + n.min(2)) * BASE_MIB + n * PER_RENDER_MIB,
-            };
-            need <= budget_mib
-        };
         let mut allowed = 1;
-        while allowed < cpu_default && fits(allowed as u64 + 1) {
+        while allowed < cpu_default
+            && need(allowed as u64 + 1, PER_RENDER_MIB, isolation) <= budget_mib
+        {
             allowed += 1;
         }
+        let concurrency = user_concurrency.unwrap_or(allowed);
         MemoryPlan {
-            concurrency: user_concurrency.unwrap_or(allowed),
+            concurrency,
             budget_mib,
             allowed,
             derived: user_concurrency.is_none(),
+            v8_for_size: need(concurrency as u64, PER_RENDER_FULL_SPEED_MIB, isolation)
+                > budget_mib,
         }
     }
 
-    /// Chromium flags a budget adds: V8 favouring memory over speed (`--optimize-for-size`:
-    /// peaks a fifth lower, but a quarter less throughput at 8 clients, so only when memory is
-    /// what the user bounds), unless `user_flags` set V8's flags themselves.
+    /// Chromium flags a tight budget adds: V8 favouring memory over speed
+    /// (`--optimize-for-size`: a fifth less RSS per render, but Grafana's code runs slower, one
+    /// render's p50 +17–22 %), only when the budget has no room for its renders at full speed,
+    /// and unless `user_flags` set V8's flags themselves.
     pub fn chromium_flags(&self, user_flags: &[String]) -> Vec<String> {
         let user_sets_v8 = user_flags.iter().any(|f| f.starts_with("--js-flags"));
-        if self.budget_mib == 0 || user_sets_v8 {
+        if !self.v8_for_size || user_sets_v8 {
             return Vec::new();
         }
         vec!["--js-flags=--optimize-for-size".to_string()]
@@ -99,8 +117,13 @@ impl MemoryPlan {
         let costs = format!(
             "Chromium ~{BASE_MIB} MiB + ~{PER_RENDER_MIB} MiB per concurrent render, measured"
         );
+        let v8 = if self.v8_for_size {
+            "V8 favouring memory over speed"
+        } else {
+            "V8 at full speed"
+        };
         let mut line = format!(
-            "memory budget {} MiB: {}, up to {} ({costs})",
+            "memory budget {} MiB: {}, up to {}, {v8} ({costs})",
             self.budget_mib,
             plural(self.concurrency, "concurrent render"),
             plural(self.concurrency, "warm tab"),
@@ -172,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn a_budget_makes_v8_favour_memory_unless_the_user_sets_its_flags() {
+    fn a_tight_budget_makes_v8_favour_memory_unless_the_user_sets_its_flags() {
         assert!(plan(0, None).chromium_flags(&[]).is_empty());
         assert_eq!(
             plan(1024, None).chromium_flags(&["--mute-audio".into()]),
@@ -180,6 +203,33 @@ mod tests {
         );
         let own = ["--js-flags=--max-old-space-size=512".to_string()];
         assert!(plan(1024, None).chromium_flags(&own).is_empty());
+        // 896 MiB: 3 renders, which need 1020 MiB at full speed.
+        assert!(plan(896, None).v8_for_size);
+    }
+
+    #[test]
+    fn a_roomy_budget_leaves_v8_at_full_speed() {
+        // Room for the CPU default's 4 renders at full speed: no V8 flag.
+        let roomy = BASE_MIB + 4 * PER_RENDER_FULL_SPEED_MIB;
+        let p = plan(roomy, None);
+        assert_eq!(p.concurrency, 4);
+        assert!(!p.v8_for_size && p.chromium_flags(&[]).is_empty());
+        assert!(p.summary().unwrap_or_default().contains("V8 at full speed"));
+        // One MiB less: the same 4 renders fit only with V8 favouring memory.
+        let p = plan(roomy - 1, None);
+        assert_eq!(p.concurrency, 4);
+        assert_eq!(
+            p.chromium_flags(&[]),
+            vec!["--js-flags=--optimize-for-size"]
+        );
+        assert!(
+            p.summary()
+                .unwrap_or_default()
+                .contains("V8 favouring memory over speed")
+        );
+        // The user's concurrency counts: 2 renders fit 1536 MiB at full speed, 6 do not.
+        assert!(!plan(1536, Some(2)).v8_for_size);
+        assert!(plan(1536, Some(6)).v8_for_size);
     }
 
     #[test]
@@ -199,7 +249,7 @@ mod tests {
         let budget = BASE_MIB + 2 * PER_RENDER_MIB;
         assert!(
             line.starts_with(&format!(
-                "memory budget {budget} MiB: 2 concurrent renders, up to 2 warm tabs"
+                "memory budget {budget} MiB: 2 concurrent renders, up to 2 warm tabs, V8 favouring"
             )),
             "{line}"
         );

@@ -251,8 +251,9 @@ pub struct ChromiumOptions {
     /// MiB of RSS grender's Chromium tree may use (0: no limit). The one memory knob: unless
     /// render.concurrency is set, renders at once (and warm tabs) are derived from it and the
     /// measured cost of Chromium (~300 MiB) and of each concurrent render (~180 MiB), at most
-    /// 2 per core, and V8 favours memory over speed; the start-up log says what it allows. Past
-    /// it, Chromium is recycled: drained first, then relaunched, so two never run at once.
+    /// 2 per core, and V8 favours memory over speed unless the budget has room for those renders
+    /// at full speed (~240 MiB each); the start-up log says what it allows. Past it, Chromium
+    /// is recycled: drained first, then relaunched, so two never run at once.
     #[arg(
         long = "browser.memory-budget",
         env = "BROWSER_MEMORY_BUDGET",
