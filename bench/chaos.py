@@ -466,10 +466,10 @@ def budget(args):
         grender.terminate()
         stub.terminate()
         grender.wait(timeout=15)
-    kernel = None
-    if cgroup:
-        kernel = (cgroup.peak_mib(), cgroup.oom_kills())
-        cgroup.remove()
+        # Read and removed here, so that no run leaves its cgroup behind.
+        kernel = (cgroup.peak_mib(), cgroup.oom_kills()) if cgroup else None
+        if cgroup:
+            cgroup.remove()
     log.seek(0)
     lines = log.read().decode(errors="replace").splitlines()
     plan = next((l.split("memory budget", 1)[1].strip() for l in lines if "memory budget" in l), "?")

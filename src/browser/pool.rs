@@ -179,10 +179,9 @@ impl TabPool {
     /// Tabs waiting for a render now (scrubbed or parked), and tabs in existence (idle,
     /// parked, lent, being scrubbed).
     pub fn counts(&self) -> (usize, usize) {
-        self.state
-            .lock()
-            .map(|s| (s.idle.len() + s.parked.len(), s.total))
-            .unwrap_or((0, 0))
+        let c = self.census();
+        let waiting = c.idle + c.parked;
+        (waiting, waiting + c.busy + c.dormant)
     }
 
     /// Takes out the idle tabs (all but the most recently used one) that have waited
