@@ -60,7 +60,7 @@ pub(crate) const WATCH_JS: &str = r#"((o, quiet, last) => {
   const frame = () => {
     if (stopped) return;
     const now = performance.now();
-    if (w.__grafanaRunningQueryCount > 0) change();
+    if (w.__grafanaRunningQueryCount > 0 || (w.__grenderFreshen && w.__grenderFreshen())) change();
     else if (quiet < o.quietFrames && now - last >= o.longFrameMs) change();
     else if (++quiet > o.quietFrames) done('quiet');
     last = now;

@@ -108,6 +108,7 @@ const READY_JS: &str = r#"(async (o, watchFrom) => {
         await new Promise(r => requestAnimationFrame(r));
         const now = performance.now();
         if (w.__grafanaRunningQueryCount > 0 || now - sliceStart > o.sliceMs) return false;
+        if (w.__grenderFreshen && w.__grenderFreshen()) return false;
         quiet = changes === 0 && now - last < o.longFrameMs ? quiet + 1 : 0;
         changed = changed || changes > 0;
         changes = 0;
@@ -125,6 +126,8 @@ const READY_JS: &str = r#"(async (o, watchFrom) => {
   // After a resize, let newly visible (lazy) panels start their queries first.
   if (o.settle) await frames();
   for (;;) {
+    // A reused app (page::reuse) asks panels showing data from before its move to query again.
+    if (w.__grenderFreshen) w.__grenderFreshen();
     const now = performance.now();
     if (/\/login\/?$/.test(location.pathname)) return {mode: 'login', url: location.href};
     if (document.body && (document.body.innerText || '').includes('failed to load its application files')) {

@@ -1,11 +1,49 @@
 // Grafana's routes: /d/<uid>/<slug>, /d-solo/<uid>/<slug>?panelId=<id>, /d-csv/<uid>?panelId=<id>.
 import { dateTimeFormat, outerJoinDataFrames, toCSV, LoadingState, DataFrame } from '@grafana/data';
 import { EmbeddedScene, VizPanel, sceneGraph } from '@grafana/scenes';
-import { useEffect, useMemo } from 'react';
+import { useEffect, useMemo, useRef } from 'react';
 import { useLocation, useParams } from 'react-router-dom';
 
 import { DASHBOARDS, DashboardDef, findPanel } from './dashboards';
-import { PageParams, dashboardScene, soloScene } from './scene';
+import { PageParams, applyUrl, dashboardScene, soloScene } from './scene';
+
+// Like Grafana's dashboard page state manager, a scene once loaded is kept (per page kind,
+// dashboard and panel) and shown again when the route comes back to it: the same object,
+// re-activated, with the URL's state applied, whose queries run again only if that state
+// changed or its relative time range is stale by a tenth of its length (Scenes' rule). A
+// changed query string alone keeps the scene on the page and applies the URL to it; the
+// route is loaded again only for another dashboard or when `location.state`'s
+// `routeReloadCounter` changes (Grafana's `locationService.reload()`).
+const kept = new Map<string, EmbeddedScene>();
+
+function keptScene(key: string, params: PageParams, build: () => EmbeddedScene): EmbeddedScene {
+  const scene = kept.get(key);
+  if (scene) {
+    applyUrl(scene, params.search);
+    return scene;
+  }
+  const built = build();
+  kept.set(key, built);
+  return built;
+}
+
+/** Grafana's signal to load the route again: `locationService.reload()` bumps it. */
+function useRouteReloadCounter(): string {
+  const { state } = useLocation();
+  return String((state as { routeReloadCounter?: number } | null)?.routeReloadCounter ?? '');
+}
+
+/** Applies a changed URL to the scene on the page (Grafana's URL sync). */
+function useUrlSync(scene: EmbeddedScene | undefined, params: PageParams) {
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+    } else if (scene) {
+      applyUrl(scene, params.search);
+    }
+  }, [scene, params]);
+}
 
 function usePageParams(): PageParams {
   const { search } = useLocation();
@@ -27,7 +65,15 @@ function useDashboard(): DashboardDef | undefined {
 export function DashboardPage() {
   const dash = useDashboard();
   const params = usePageParams();
-  const scene = useMemo(() => (dash ? dashboardScene(dash, params) : undefined), [dash, params]);
+  const reload = useRouteReloadCounter();
+  const key = dash ? `d/${dash.uid}/${params.search.get('viewPanel') ?? ''}/${params.kiosk}` : '';
+  const scene = useMemo(
+    () => (dash ? keptScene(key, params, () => dashboardScene(dash, params)) : undefined),
+    // A changed query string keeps the scene: useUrlSync applies it.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [key, reload]
+  );
+  useUrlSync(scene, params);
   useEffect(() => {
     document.title = dash ? `${dash.title} - Dashboards - Grafana` : 'Grafana';
   }, [dash]);
@@ -37,7 +83,7 @@ export function DashboardPage() {
   return (
     <div style={{ minHeight: '100vh', display: 'flex', flexDirection: 'column', padding: params.kiosk ? 8 : 16, boxSizing: 'border-box' }}>
       {!params.kiosk && <h1 style={{ fontSize: 20, margin: '0 0 12px 0' }}>{dash.title}</h1>}
-      <scene.Component model={scene} />
+      <scene.Component model={scene} key={reload} />
     </div>
   );
 }
@@ -58,13 +104,26 @@ function useSoloScene(): { scene?: EmbeddedScene; error?: string } {
 }
 
 export function SoloPage() {
-  const { scene, error } = useSoloScene();
+  const dash = useDashboard();
+  const params = usePageParams();
+  const reload = useRouteReloadCounter();
+  const panelId = Number(params.search.get('panelId'));
+  const { scene, error } = useMemo(() => {
+    const def = dash && findPanel(dash, panelId);
+    if (!dash || !def) {
+      return { error: dash ? 'Panel not found' : 'Dashboard not found' };
+    }
+    return { scene: keptScene(`d-solo/${dash.uid}/${panelId}`, params, () => soloScene(dash, def, params)) };
+    // A changed query string keeps the scene: useUrlSync applies it.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [dash, panelId, reload]);
+  useUrlSync(scene, params);
   if (!scene) {
     return <Message text={error ?? 'Panel not found'} />;
   }
   return (
     <div style={{ height: '100vh', width: '100vw', display: 'flex', overflow: 'hidden' }}>
-      <scene.Component model={scene} />
+      <scene.Component model={scene} key={reload} />
     </div>
   );
 }

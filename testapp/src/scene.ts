@@ -162,3 +162,30 @@ export function soloScene(dash: DashboardDef, def: PanelDef, params: PageParams,
   });
   return sceneOf(dash, params, body, controls);
 }
+
+/**
+ * Applies the URL's time range, time zone and variable values to a scene that is kept (as
+ * Grafana's URL sync does for the dashboard it keeps): only what differs, so that an
+ * unchanged URL starts no query.
+ */
+export function applyUrl(scene: EmbeddedScene, search: URLSearchParams) {
+  const range = scene.state.$timeRange;
+  if (range instanceof SceneTimeRange) {
+    const from = timeParam(search.get('from'), 'now-6h');
+    const to = timeParam(search.get('to'), 'now');
+    const timezone = search.get('timezone') ?? search.get('tz') ?? 'browser';
+    if (range.state.from !== from || range.state.to !== to || range.state.timeZone !== timezone) {
+      range.updateFromUrl({ from, to, timezone });
+    }
+  }
+  const variables = scene.state.$variables;
+  for (const v of variables ? variables.state.variables : []) {
+    if (v instanceof QueryVariable) {
+      const fromUrl = search.getAll(`var-${v.state.name}`);
+      const value = fromUrl.length ? fromUrl : ['$__all'];
+      if (JSON.stringify(v.state.value) !== JSON.stringify(value)) {
+        v.changeValueTo(value, value);
+      }
+    }
+  }
+}

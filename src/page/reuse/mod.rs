@@ -184,16 +184,55 @@ pub(crate) struct AppState {
 /// reached a new (or re-activated) scene. Installed only now, not before the app boots, so
 /// that cold renders run Grafana's code untouched.
 const PARK_JS: &str = r#"((marker) => {
-  const b = (window.grafanaBootData || {}).settings?.buildInfo;
+  const w = window;
+  const b = (w.grafanaBootData || {}).settings?.buildInfo;
   if (!b || !b.version) return null;
-  let scene = window.__grafanaSceneContext;
-  window.__grenderSceneSets = 0;
-  Object.defineProperty(window, '__grafanaSceneContext', {
+  let scene = w.__grafanaSceneContext;
+  // When each scene object was first the page's scene: Grafana keeps a dashboard's scene and
+  // shows the same object again when a route comes back to it.
+  const first = new WeakMap();
+  w.__grenderSceneSets = 0;
+  if (scene) first.set(scene, 0);
+  Object.defineProperty(w, '__grafanaSceneContext', {
     configurable: true, enumerable: true,
     get() { return scene; },
-    set(x) { scene = x; window.__grenderSceneSets += 1; },
+    set(x) {
+      scene = x;
+      w.__grenderSceneSets += 1;
+      if (x && !first.has(x)) first.set(x, w.__grenderSceneSets);
+    },
   });
-  window.__grenderApp = marker;
+  w.__grenderSceneFirstSet = x => first.get(x);
+  // The active query runners of the page's scene whose data was asked for before `t`
+  // (duck-typed: Scenes' class names are minified). Depth-bounded.
+  w.__grenderStaleRunners = t => {
+    const out = [];
+    const visit = (x, depth) => {
+      if (!x || depth > 64) return;
+      const req = x.isActive && typeof x.runQueries === 'function' && x.state && x.state.data && x.state.data.request;
+      if (req && typeof req.startTime === 'number' && req.startTime < t) out.push(x);
+      if (typeof x.forEachChild === 'function') {
+        try { x.forEachChild(c => visit(c, depth + 1)); } catch (e) {}
+      }
+    };
+    visit(w.__grafanaSceneContext, 0);
+    return out;
+  };
+  // Called by the readiness scripts while a reused app renders: a runner that shows data from
+  // before the move (a kept scene activated again) is asked once to query again.
+  w.__grenderFreshen = () => {
+    const t = w.__grenderFreshSince, asked = w.__grenderAsked;
+    if (!t || !asked) return false;
+    let ran = false;
+    for (const r of w.__grenderStaleRunners(t)) {
+      if (asked.has(r)) continue;
+      asked.add(r);
+      ran = true;
+      try { r.runQueries(); } catch (e) {}
+    }
+    return ran;
+  };
+  w.__grenderApp = marker;
   return `${b.version}+${b.commit}`;
 })"#;
 
@@ -367,9 +406,7 @@ pub(crate) async fn navigate(
         None => url.path().to_string(),
     };
     let hash = url.fragment().map(|f| format!("#{f}")).unwrap_or_default();
-    let nav = serde_json::json!({
-        "marker": state.marker, "target": target, "hash": hash, "seq": state.renders,
-    });
+    let nav = serde_json::json!({"marker": state.marker, "target": target, "hash": hash});
     let uid = dashboard_uid(url.path(), &base);
     let move_and_prove = async {
         let moved = run::<Verdict>(page, NAVIGATE_JS, nav).await?.ok()?;
@@ -422,6 +459,17 @@ impl Moved {
         .map_err(|_| Fallback("page"))?;
         if !still {
             return Err(Fallback("navigated"));
+        }
+        // Every panel on the picture must show data asked for by this render.
+        let stale: u32 = evaluate(
+            page,
+            "window.__grenderStaleRunners(window.__grenderFreshSince).length",
+            "reusing the app",
+        )
+        .await
+        .map_err(|_| Fallback("page"))?;
+        if stale > 0 {
+            return Err(Fallback("stale-data"));
         }
         Ok(park_again(page, self.key, self.state).await)
     }

@@ -19,21 +19,32 @@ pub(super) const VERIFY_JS: &str = r#"(async (o) => {
   return {verdict: 'ok'};
 })"#;
 
-/// Resets the readiness markers and moves the app to `target` inside the page. The same
-/// route again gets a `__grenderRender` parameter so that the app builds its scene anew.
+/// Resets the readiness markers and moves the app to `target` inside the page, as Grafana's
+/// `locationService.reload()` does: a new history entry whose state carries the next
+/// `routeReloadCounter`, so that the route is loaded again even when it is the same one (in
+/// the `{key, state}` shape of the `history` 4 package Grafana routes with, and in the
+/// `{usr, idx}` shape of later versions). Notes when the move happened: data asked for
+/// before it is stale.
 pub(super) const NAVIGATE_JS: &str = r#"((o) => {
   const w = window;
   if (w.__grenderApp !== o.marker) return {verdict: 'navigated'};
   w.__grenderSawQuery = false;
   const setsBefore = w.__grenderSceneSets || 0;
   w.scrollTo(0, 0);
-  let to = o.target;
-  if (location.pathname + location.search === to) {
-    to += (to.includes('?') ? '&' : '?') + '__grenderRender=' + o.seq;
-  }
-  w.history.pushState(w.history.state, '', to + o.hash);
-  w.dispatchEvent(new PopStateEvent('popstate', {state: w.history.state}));
-  return {verdict: 'ok', setsBefore, path: to};
+  const prev = w.history.state || {};
+  const inner = prev.state && typeof prev.state === 'object' ? prev.state : {};
+  const counter = (Number(inner.routeReloadCounter) || 0) + 1;
+  const next = {
+    key: Math.random().toString(36).slice(2, 8),
+    state: {routeReloadCounter: counter},
+    usr: {routeReloadCounter: counter},
+    idx: (Number(prev.idx) || 0) + 1,
+  };
+  w.__grenderFreshSince = Date.now();
+  w.__grenderAsked = new WeakSet();
+  w.history.pushState(next, '', o.target + o.hash);
+  w.dispatchEvent(new PopStateEvent('popstate', {state: next}));
+  return {verdict: 'ok', setsBefore, path: o.target};
 })"#;
 
 /// Waits until the app shows the new route: the location, a scene activated after the
@@ -48,6 +59,18 @@ pub(super) const PROOF_JS: &str = r#"(async (o) => {
     const uid = st.uid || (typeof st.key === 'string' && st.key.startsWith('dashboard-') ? st.key.slice(10) : null);
     if (location.pathname + location.search === o.path && (w.__grenderSceneSets || 0) > o.setsBefore
         && ctx && ctx.isActive && (!o.uid || !uid || uid === o.uid)) {
+      if (w.__grenderSceneFirstSet(ctx) > o.setsBefore) return {verdict: 'ok'};
+      // A scene the app kept and shows again: its data and variable options are from its
+      // last visit. Grafana's refresh (the time range's onRefresh) evaluates the range anew
+      // and queries again; variables that query only when a dashboard loads would keep
+      // their old options, so such a scene renders cold.
+      const vars = (ctx.state.$variables && ctx.state.$variables.state.variables) || [];
+      if (vars.some(v => v.state && 'query' in v.state && v.state.refresh !== 2)) return {verdict: 'revisited-variables'};
+      const range = ctx.state.$timeRange;
+      if (!range || typeof range.onRefresh !== 'function') return {verdict: 'stale-data'};
+      range.onRefresh();
+      // The runners active now query again because their range changed: not asked twice.
+      for (const r of w.__grenderStaleRunners(w.__grenderFreshSince)) w.__grenderAsked.add(r);
       return {verdict: 'ok'};
     }
     if (performance.now() - t0 > o.limitMs) return {verdict: 'route-unchanged'};
@@ -72,6 +95,8 @@ impl Verdict {
             "key-refused" => Err(Fallback("key-refused")),
             "build-changed" => Err(Fallback("build-changed")),
             "route-unchanged" => Err(Fallback("route-unchanged")),
+            "revisited-variables" => Err(Fallback("revisited-variables")),
+            "stale-data" => Err(Fallback("stale-data")),
             _ => Err(Fallback("page")),
         }
     }
