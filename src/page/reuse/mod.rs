@@ -14,10 +14,11 @@
 //! what is left of its deadline): the document is the one parked (a marker only it holds),
 //! Grafana accepts the new render key (`GET api/user` answers 200) and reports the build the
 //! app was loaded from (`GET api/health`), the route changed (location, a newly activated
-//! scene, the dashboard uid), Grafana's render report came after that, and nothing went
-//! wrong on the way: no full navigation, no 401/403 answer, no uncaught exception or
-//! `console.error`. Anything else is a [`Fallback`]: the tab is disposed and the request
-//! renders cold within the same deadline.
+//! scene, the dashboard uid), Grafana's render report came after that, every panel shows data
+//! asked for after the move (a scene Grafana kept from an earlier visit is refreshed first),
+//! and nothing went wrong on the way: no full navigation, no 401/403 answer, no uncaught
+//! exception or `console.error`. Anything else is a [`Fallback`]: the tab is disposed and the
+//! request renders cold within the same deadline.
 //!
 //! **Recycling**: an app is parked again only while it has served fewer than
 //! [`MAX_RENDERS`] renders, is younger than [`MAX_AGE`] and its JavaScript heap has not
