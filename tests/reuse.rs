@@ -499,3 +499,45 @@ async fn a_route_that_shows_no_new_scene_renders_cold() {
     assert_eq!(loads, 2, "the fallback did not load the page anew");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_panel_shown_again_asks_for_data_of_now() {
+    let Some(h) = Harness::start_frontend(&["--render.reuse-app", "--render.concurrency=1"]).await
+    else {
+        return;
+    };
+    let viewer = jwt(7, 600, TOKEN);
+    let params = [("width", "600"), ("height", "300")];
+    // The last hour, as alert pictures ask for it: the app keeps this panel's scene, and
+    // Scenes would query again on its own only once the range is a tenth of an hour old.
+    let panel = |id: u32| {
+        h.stub.url(&format!(
+            "/d-solo/{}/x?panelId={id}&from=now-1h&to=now",
+            app::KINDS
+        ))
+    };
+    for (i, id) in [
+        app::KINDS_TIMESERIES,
+        app::KINDS_STAT,
+        app::KINDS_TIMESERIES,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let before = h.stub.seen_at("/api/ds/query").len();
+        let r = render_as(&h, &viewer, &panel(id), &params).await;
+        assert_eq!(r.status, 200, "{i}: {}", r.text());
+        assert!(
+            h.stub.seen_at("/api/ds/query").len() > before,
+            "render {i} (panel {id}) asked Grafana for no data"
+        );
+    }
+    // Both later renders used the app; the last one showed the scene kept from the first.
+    assert_eq!(
+        reuse_count(&h, "reused", ""),
+        2,
+        "{}",
+        h.service.metrics_text()
+    );
+    h.stop().await;
+}
