@@ -62,10 +62,12 @@ pub(super) const PROOF_JS: &str = r#"(async (o) => {
       if (w.__grenderSceneFirstSet(ctx) > o.setsBefore) return {verdict: 'ok'};
       // A scene the app kept and shows again: its data and variable options are from its
       // last visit. Grafana's refresh (the time range's onRefresh) evaluates the range anew
-      // and queries again; variables that query only when a dashboard loads would keep
-      // their old options, so such a scene renders cold.
+      // and queries again; variables whose options come from a query made only when a
+      // dashboard loads (refresh 1, not 2 "on time range change") would keep their old
+      // options, so such a scene renders cold. A custom variable's options are its own.
       const vars = (ctx.state.$variables && ctx.state.$variables.state.variables) || [];
-      if (vars.some(v => v.state && 'query' in v.state && v.state.refresh !== 2)) return {verdict: 'revisited-variables'};
+      const loadOnly = v => v.state && 'query' in v.state && v.state.type !== 'custom' && v.state.refresh !== 2;
+      if (vars.some(loadOnly)) return {verdict: 'revisited-variables'};
       const range = ctx.state.$timeRange;
       if (!range || typeof range.onRefresh !== 'function') return {verdict: 'stale-data'};
       range.onRefresh();
