@@ -1,6 +1,7 @@
 // Grafana's routes: /d/<uid>/<slug>, /d-solo/<uid>/<slug>?panelId=<id>, /d-csv/<uid>?panelId=<id>.
 import { dateTimeFormat, outerJoinDataFrames, toCSV, LoadingState, DataFrame } from '@grafana/data';
-import { EmbeddedScene, VizPanel, sceneGraph } from '@grafana/scenes';
+import { locationService } from '@grafana/runtime';
+import { EmbeddedScene, SceneTimeRange, VizPanel, sceneGraph } from '@grafana/scenes';
 import { useEffect, useMemo, useRef } from 'react';
 import { useLocation, useParams } from 'react-router-dom';
 
@@ -31,6 +32,30 @@ function keptScene(key: string, params: PageParams, build: () => EmbeddedScene):
 function useRouteReloadCounter(): string {
   const { state } = useLocation();
   return String((state as { routeReloadCounter?: number } | null)?.routeReloadCounter ?? '');
+}
+
+/**
+ * Grafana's dashboard page (not its solo page) writes the scene's state into the URL when it
+ * shows a scene (URL sync's `updateUrlOnInit`): the URL the page ends on may differ from the
+ * one it was opened with. Here: the time range and time zone, when the URL lacks them.
+ */
+function useWriteUrlOnInit(scene: EmbeddedScene | undefined, params: PageParams) {
+  useEffect(() => {
+    const range = scene?.state.$timeRange;
+    if (!(range instanceof SceneTimeRange)) {
+      return;
+    }
+    const missing: Record<string, string> = {};
+    const { from, to, timeZone } = range.state;
+    for (const [key, value] of [['from', from], ['to', to], ['timezone', timeZone ?? 'browser']]) {
+      if (!params.search.has(key)) {
+        missing[key] = value;
+      }
+    }
+    if (Object.keys(missing).length > 0) {
+      locationService.partial(missing, true);
+    }
+  }, [scene, params]);
 }
 
 /** Applies a changed URL to the scene on the page (Grafana's URL sync). */
@@ -74,6 +99,7 @@ export function DashboardPage() {
     [key, reload]
   );
   useUrlSync(scene, params);
+  useWriteUrlOnInit(scene, params);
   useEffect(() => {
     document.title = dash ? `${dash.title} - Dashboards - Grafana` : 'Grafana';
   }, [dash]);

@@ -409,11 +409,13 @@ pub(crate) async fn navigate(
     let hash = url.fragment().map(|f| format!("#{f}")).unwrap_or_default();
     let nav = serde_json::json!({"marker": state.marker, "target": target, "hash": hash});
     let uid = dashboard_uid(url.path(), &base);
+    let route = dashboard_route(url.path(), &base);
     let move_and_prove = async {
         let moved = run::<Verdict>(page, NAVIGATE_JS, nav).await?.ok()?;
         let proof = serde_json::json!({
             "marker": state.marker,
             "path": moved.path,
+            "route": route,
             "setsBefore": moved.sets_before,
             "uid": uid,
             "limitMs": PROOF_LIMIT.as_millis() as u64,
@@ -476,6 +478,19 @@ impl Moved {
     }
 }
 
+/// The route of one dashboard's page, `<base>/d/<uid>` or `<base>/d-solo/<uid>`: where the app
+/// must be after the move. Grafana may write its own state into the rest of the URL (the
+/// slug, the time range, variables) once it shows the page.
+fn dashboard_route(path: &str, base: &str) -> Option<String> {
+    let uid = dashboard_uid(path, base)?;
+    let kind = if path.strip_prefix(base)?.starts_with("/d-solo/") {
+        "/d-solo/"
+    } else {
+        "/d/"
+    };
+    Some(format!("{base}{kind}{uid}"))
+}
+
 /// The uid in a `/d/<uid>/…` or `/d-solo/<uid>/…` path after Grafana's sub-path `base`.
 fn dashboard_uid(path: &str, base: &str) -> Option<String> {
     let rest = path.strip_prefix(base)?;
@@ -503,5 +518,11 @@ mod tests {
             Some("abc".into())
         );
         assert_eq!(dashboard_uid("/d-solo/x", ""), Some("x".into()));
+        assert_eq!(
+            dashboard_route("/grafana/d-solo/abc/slug", "/grafana"),
+            Some("/grafana/d-solo/abc".into())
+        );
+        assert_eq!(dashboard_route("/d/abc", ""), Some("/d/abc".into()));
+        assert_eq!(dashboard_route("/d/", ""), None);
     }
 }

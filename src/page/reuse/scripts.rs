@@ -57,7 +57,11 @@ pub(super) const PROOF_JS: &str = r#"(async (o) => {
     const ctx = w.__grafanaSceneContext;
     const st = (ctx && ctx.state) || {};
     const uid = st.uid || (typeof st.key === 'string' && st.key.startsWith('dashboard-') ? st.key.slice(10) : null);
-    if (location.pathname + location.search === o.path && (w.__grenderSceneSets || 0) > o.setsBefore
+    // On the dashboard's route (Grafana may rewrite the rest of the URL: the slug, the scene's
+    // state), else exactly where the app was sent.
+    const p = location.pathname;
+    const onRoute = o.route ? p === o.route || p.startsWith(o.route + '/') : p + location.search === o.path;
+    if (onRoute && (w.__grenderSceneSets || 0) > o.setsBefore
         && ctx && ctx.isActive && (!o.uid || !uid || uid === o.uid)) {
       if (w.__grenderSceneFirstSet(ctx) > o.setsBefore) return {verdict: 'ok'};
       // A scene the app kept and shows again: its data and variable options are from its
