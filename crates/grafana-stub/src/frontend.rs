@@ -147,8 +147,19 @@ impl Frontend {
     }
 
     /// The app's page with Grafana's boot data inlined.
-    pub(crate) fn page(&self, theme: &str, org_id: u64, host: &str, version: &str) -> String {
+    pub(crate) fn page(
+        &self,
+        theme: &str,
+        org_id: u64,
+        host: &str,
+        version: &str,
+        toggles: &[&str],
+    ) -> String {
         let theme = if theme == "light" { "light" } else { "dark" };
+        let toggles: serde_json::Map<String, serde_json::Value> = toggles
+            .iter()
+            .map(|name| (name.to_string(), serde_json::Value::Bool(true)))
+            .collect();
         let boot = serde_json::json!({
             "settings": {
                 "appUrl": format!("http://{host}/"),
@@ -158,7 +169,7 @@ impl Frontend {
                     "edition": "Open Source", "latestVersion": "", "hasUpdate": false,
                     "hideVersion": false,
                 },
-                "featureToggles": {},
+                "featureToggles": toggles,
                 "datasources": {},
                 "panels": {},
                 "defaultDatasource": "grender-stand-in",

@@ -492,6 +492,11 @@ fn app_page(
 ) -> Response {
     let theme = q.get("theme").map(String::as_str).unwrap_or("dark");
     let org_id = q.get("orgId").and_then(|o| o.parse().ok()).unwrap_or(1);
+    // Grafana's feature toggles are its server's settings; here a knob of the page.
+    let toggles: Vec<&str> = q
+        .get("toggles")
+        .map(|t| t.split(',').filter(|n| !n.is_empty()).collect())
+        .unwrap_or_default();
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -504,7 +509,7 @@ fn app_page(
             ),
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],
-        Html(app.page(theme, org_id, host, version)),
+        Html(app.page(theme, org_id, host, version, &toggles)),
     )
         .into_response()
 }

@@ -186,8 +186,12 @@ pub(crate) struct AppState {
 /// that cold renders run Grafana's code untouched.
 const PARK_JS: &str = r#"((marker) => {
   const w = window;
-  const b = (w.grafanaBootData || {}).settings?.buildInfo;
+  const settings = (w.grafanaBootData || {}).settings || {};
+  const b = settings.buildInfo;
   if (!b || !b.version) return null;
+  // With this toggle Grafana carries a dashboard's URL state (time range, variables) over to
+  // the next dashboard the page shows: a later render would inherit this one's.
+  if ((settings.featureToggles || {}).preserveDashboardStateWhenNavigating) return null;
   let scene = w.__grafanaSceneContext;
   // When each scene object was first the page's scene: Grafana keeps a dashboard's scene and
   // shows the same object again when a route comes back to it.
@@ -238,7 +242,9 @@ const PARK_JS: &str = r#"((marker) => {
 })"#;
 
 /// Marks a freshly loaded app (after a successful cold render) and returns what to park
-/// it with, or `None` when it is not worth keeping (no build reported, no heap figure).
+/// it with, or `None` when it is not worth keeping (no build reported, no heap figure) or
+/// would carry this render's state over to the next (Grafana's
+/// `preserveDashboardStateWhenNavigating`).
 pub(crate) async fn first_park(page: &Page, key: &AppKey) -> Option<ParkedApp> {
     let marker = format!("{:032x}", rand_u128());
     // A page without Grafana's boot data names no build to check later: not kept.
