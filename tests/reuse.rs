@@ -249,14 +249,15 @@ async fn reused_apps_draw_the_same_pictures_as_cold_renders() {
     .iter()
     .map(|r| reuse_count(&h, "fallback", r))
     .sum();
-    // The first render of each theme boots an app; every other one of the viewer reuses it,
-    // but for the `repeat` dashboard shown again (5): its kept scene's query variable would
-    // keep the options of its first visit.
+    // The first render of each theme and kiosk mode boots an app (0, 2, 7); every other one
+    // of the viewer reuses it, but for the `repeat` dashboard shown again (5): its kept
+    // scene's query variable would keep the options of its first visit.
     assert_eq!(fallbacks, 0, "{}", h.service.metrics_text());
     assert_eq!(reuse_count(&h, "fallback", "revisited-variables"), 1);
+    assert_eq!(reuse_count(&h, "cold", "no-app"), 3);
     assert_eq!(
         reused,
-        corpus.len() as u64 - 3,
+        corpus.len() as u64 - 4,
         "{}",
         h.service.metrics_text()
     );
@@ -577,5 +578,35 @@ async fn apps_that_carry_a_dashboards_state_to_the_next_are_never_kept() {
         h.service.metrics_text()
     );
     assert_eq!(reuse_count(&h, "reused", ""), 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_page_without_kiosk_never_gets_an_app_left_in_kiosk_mode() {
+    let Some(h) = Harness::start_frontend(&["--render.reuse-app", "--render.concurrency=2"]).await
+    else {
+        return;
+    };
+    let viewer = jwt(7, 600, TOKEN);
+    let params = [("width", "1000"), ("height", "600")];
+    let range = format!("from={FROM}&to={TO}");
+    let kiosk = h.stub.url(&format!("/d/{}/x?kiosk&{range}", app::KINDS));
+    let plain = h.stub.url(&format!("/d/{}/x?{range}", app::KINDS));
+    for target in [&kiosk, &kiosk] {
+        let r = render_as(&h, &viewer, target, &params).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(reuse_count(&h, "reused", ""), 1);
+    // Grafana's chrome stays in kiosk mode once a URL asked for it: the viewer's kiosk app
+    // would draw this page without the dashboard's header and controls.
+    let warm = render_as(&h, &viewer, &plain, &params).await;
+    assert_eq!(warm.status, 200, "{}", warm.text());
+    let cold = render_as(&h, RENDER_KEY, &plain, &params).await;
+    assert_eq!(cold.status, 200, "{}", cold.text());
+    let (warm, cold) = (warm.png(), cold.png());
+    assert!(
+        differing(&warm, &cold, 2) == 0,
+        "the page without kiosk was drawn like a kiosk page"
+    );
     h.stop().await;
 }

@@ -70,11 +70,16 @@ function useUrlSync(scene: EmbeddedScene | undefined, params: PageParams) {
   }, [scene, params]);
 }
 
+// Grafana's chrome enters kiosk mode when a URL asks for it and leaves it only when the user
+// does (`AppChromeService.setKioskModeFromUrl`): once in kiosk mode, an app stays in it.
+let kioskMode = false;
+
 function usePageParams(): PageParams {
   const { search } = useLocation();
   return useMemo(() => {
     const s = new URLSearchParams(search);
-    return { search: s, kiosk: s.has('kiosk') };
+    kioskMode = kioskMode || s.has('kiosk');
+    return { search: s, kiosk: kioskMode };
   }, [search]);
 }
 

@@ -5,8 +5,8 @@
 //!
 //! **Who gets a loaded app** ([`plan`]): only a render whose [`AppKey`] is equal — callback
 //! origin and sub-path, cookie domain, the viewer (a JWT render key verified with the token
-//! that authenticated the request, or no key at all), the URL's `theme` and `orgId`, the
-//! language — and whose page kind can be proven after an in-app navigation: PNG/JPEG/WebP
+//! that authenticated the request, or no key at all), the URL's `theme`, `orgId` and `kiosk`,
+//! the language — and whose page kind can be proven after an in-app navigation: PNG/JPEG/WebP
 //! of `/d/` and `/d-solo/` pages. Opaque render keys, PDF, CSV, other pages and requests
 //! carrying credentials render cold.
 //!
@@ -102,6 +102,12 @@ pub(crate) fn plan(req: &RenderRequest, enabled: bool, viewer: Option<&str>) -> 
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default()
     };
+    // Grafana's chrome enters kiosk mode when a URL asks for it and never leaves it by itself:
+    // an app that showed a kiosk page would draw the next page without Grafana's chrome.
+    let kiosk = url
+        .query_pairs()
+        .find(|(k, _)| k == "kiosk")
+        .map(|(_, v)| v.into_owned());
     let key = serde_json::json!([
         url.origin().ascii_serialization(),
         base,
@@ -109,6 +115,7 @@ pub(crate) fn plan(req: &RenderRequest, enabled: bool, viewer: Option<&str>) -> 
         viewer,
         param("theme"),
         param("orgId"),
+        kiosk,
         req.accept_language,
     ]);
     Plan::Key(AppKey(key.to_string()))
