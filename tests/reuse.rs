@@ -245,6 +245,7 @@ async fn reused_apps_draw_the_same_pictures_as_cold_renders() {
         "crashed",
         "refused-origin",
         "stale-data",
+        "revisited-state",
     ]
     .iter()
     .map(|r| reuse_count(&h, "fallback", r))
@@ -607,6 +608,40 @@ async fn a_page_without_kiosk_never_gets_an_app_left_in_kiosk_mode() {
     assert!(
         differing(&warm, &cold, 2) == 0,
         "the page without kiosk was drawn like a kiosk page"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_kept_scene_never_shows_what_an_earlier_url_set() {
+    let Some(h) = Harness::start_frontend(&["--render.reuse-app", "--render.concurrency=1"]).await
+    else {
+        return;
+    };
+    let viewer = jwt(7, 600, TOKEN);
+    let params = [("width", "800"), ("height", "400")];
+    let panel = |id: u32, query: &str| {
+        h.stub
+            .url(&format!("/d-solo/{}/x?panelId={id}{query}", app::KINDS))
+    };
+    let range = format!("&from={FROM}&to={TO}");
+    let first = render_as(&h, &viewer, &panel(app::KINDS_TIMESERIES, &range), &params).await;
+    let other = render_as(&h, &viewer, &panel(app::KINDS_STAT, &range), &params).await;
+    // The panel again, with the dashboard's own time range (no from/to in the URL): the
+    // scene the app kept still has the first request's range.
+    let again = render_as(&h, &viewer, &panel(app::KINDS_TIMESERIES, ""), &params).await;
+    for r in [&first, &other, &again] {
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(
+        differing(&first.png(), &again.png(), 2) > 1000,
+        "the panel was drawn over the earlier request's time range"
+    );
+    assert_eq!(
+        reuse_count(&h, "fallback", "revisited-state"),
+        1,
+        "{}",
+        h.service.metrics_text()
     );
     h.stop().await;
 }

@@ -169,7 +169,7 @@ async fn cold(
     };
     if let (Ok((capture, true)), reuse::Plan::Key(key)) = (&result, plan)
         && capture.mode == ReadinessMode::Scenes
-        && let Some(app) = reuse::first_park(tab.page(), key).await
+        && let Some(app) = reuse::first_park(tab.page(), key, &req.url).await
     {
         tab.park(app).await;
         return result.map(|(c, _)| c);

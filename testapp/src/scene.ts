@@ -164,28 +164,36 @@ export function soloScene(dash: DashboardDef, def: PanelDef, params: PageParams,
 }
 
 /**
- * Applies the URL's time range, time zone and variable values to a scene that is kept (as
- * Grafana's URL sync does for the dashboard it keeps): only what differs, so that an
- * unchanged URL starts no query.
+ * Applies the URL's time range, time zone and variable values to a scene that is kept, as
+ * Grafana's URL sync does: only what the URL names and differs, so that an unchanged URL
+ * starts no query. What the URL does not name keeps the scene's state, which may be an
+ * earlier URL's.
  */
 export function applyUrl(scene: EmbeddedScene, search: URLSearchParams) {
   const range = scene.state.$timeRange;
   if (range instanceof SceneTimeRange) {
-    const from = timeParam(search.get('from'), 'now-6h');
-    const to = timeParam(search.get('to'), 'now');
-    const timezone = search.get('timezone') ?? search.get('tz') ?? 'browser';
-    if (range.state.from !== from || range.state.to !== to || range.state.timeZone !== timezone) {
-      range.updateFromUrl({ from, to, timezone });
+    const update: Record<string, string> = {};
+    const from = search.get('from');
+    const to = search.get('to');
+    const timezone = search.get('timezone') ?? search.get('tz');
+    if (from !== null && timeParam(from, '') !== range.state.from) {
+      update.from = timeParam(from, '');
+    }
+    if (to !== null && timeParam(to, '') !== range.state.to) {
+      update.to = timeParam(to, '');
+    }
+    if (timezone !== null && timezone !== range.state.timeZone) {
+      update.timezone = timezone;
+    }
+    if (Object.keys(update).length > 0) {
+      range.updateFromUrl(update);
     }
   }
   const variables = scene.state.$variables;
   for (const v of variables ? variables.state.variables : []) {
-    if (v instanceof QueryVariable) {
-      const fromUrl = search.getAll(`var-${v.state.name}`);
-      const value = fromUrl.length ? fromUrl : ['$__all'];
-      if (JSON.stringify(v.state.value) !== JSON.stringify(value)) {
-        v.changeValueTo(value, value);
-      }
+    const value = search.getAll(`var-${v.state.name}`);
+    if (v instanceof QueryVariable && value.length > 0 && JSON.stringify(v.state.value) !== JSON.stringify(value)) {
+      v.changeValueTo(value, value);
     }
   }
 }

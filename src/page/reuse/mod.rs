@@ -185,6 +185,9 @@ pub(crate) struct AppState {
     booted: Instant,
     renders: u32,
     heap_baseline: f64,
+    /// The query parameters any render of this app named: state a scene Grafana kept may
+    /// still hold from an earlier render unless this render's URL names them too.
+    url_keys: std::collections::BTreeSet<String>,
 }
 
 /// Marks a loaded app as parked and reads its build; from now on, counts every time a scene
@@ -252,7 +255,7 @@ const PARK_JS: &str = r#"((marker) => {
 /// it with, or `None` when it is not worth keeping (no build reported, no heap figure) or
 /// would carry this render's state over to the next (Grafana's
 /// `preserveDashboardStateWhenNavigating`).
-pub(crate) async fn first_park(page: &Page, key: &AppKey) -> Option<ParkedApp> {
+pub(crate) async fn first_park(page: &Page, key: &AppKey, url: &str) -> Option<ParkedApp> {
     let marker = format!("{:032x}", rand_u128());
     // A page without Grafana's boot data names no build to check later: not kept.
     let build: String =
@@ -267,6 +270,7 @@ pub(crate) async fn first_park(page: &Page, key: &AppKey) -> Option<ParkedApp> {
         booted: Instant::now(),
         renders: 1,
         heap_baseline: heap,
+        url_keys: url_keys(url),
     };
     Some(ParkedApp {
         key: key.0.clone(),
@@ -410,7 +414,7 @@ pub(crate) async fn navigate(
     let Ok(state) = app.state.downcast::<AppState>() else {
         return Err(Fallback("page"));
     };
-    let state = *state;
+    let mut state = *state;
     let url = url::Url::parse(&req.url).map_err(|_| Fallback("page"))?;
     let base = app_base(url.path()).ok_or(Fallback("page"))?.to_string();
     let anomalies = AnomalyWatch::start(page, url.origin().ascii_serialization()).await?;
@@ -423,12 +427,17 @@ pub(crate) async fn navigate(
     let nav = serde_json::json!({"marker": state.marker, "target": target, "hash": hash});
     let uid = dashboard_uid(url.path(), &base);
     let route = dashboard_route(url.path(), &base);
+    let keys = url_keys(&req.url);
+    // A scene Grafana kept shows this request's state only where this URL names it.
+    let pinned = state.url_keys.is_subset(&keys);
+    state.url_keys.extend(keys);
     let move_and_prove = async {
         let moved = run::<Verdict>(page, NAVIGATE_JS, nav).await?.ok()?;
         let proof = serde_json::json!({
             "marker": state.marker,
             "path": moved.path,
             "route": route,
+            "pinned": pinned,
             "setsBefore": moved.sets_before,
             "uid": uid,
             "limitMs": PROOF_LIMIT.as_millis() as u64,
@@ -502,6 +511,13 @@ fn dashboard_route(path: &str, base: &str) -> Option<String> {
         "/d/"
     };
     Some(format!("{base}{kind}{uid}"))
+}
+
+/// The names of `url`'s query parameters.
+fn url_keys(url: &str) -> std::collections::BTreeSet<String> {
+    url::Url::parse(url)
+        .map(|u| u.query_pairs().map(|(k, _)| k.into_owned()).collect())
+        .unwrap_or_default()
 }
 
 /// The uid in a `/d/<uid>/…` or `/d-solo/<uid>/…` path after Grafana's sub-path `base`.

@@ -64,6 +64,9 @@ pub(super) const PROOF_JS: &str = r#"(async (o) => {
     if (onRoute && (w.__grenderSceneSets || 0) > o.setsBefore
         && ctx && ctx.isActive && (!o.uid || !uid || uid === o.uid)) {
       if (w.__grenderSceneFirstSet(ctx) > o.setsBefore) return {verdict: 'ok'};
+      // A kept scene keeps what an earlier render's URL set and this one's does not name
+      // (Grafana's URL sync leaves state alone for a parameter the URL lacks).
+      if (!o.pinned) return {verdict: 'revisited-state'};
       // A scene the app kept and shows again: its data and variable options are from its
       // last visit. Grafana's refresh (the time range's onRefresh) evaluates the range anew
       // and queries again; variables whose options come from a query made only when a
@@ -102,6 +105,7 @@ impl Verdict {
             "build-changed" => Err(Fallback("build-changed")),
             "route-unchanged" => Err(Fallback("route-unchanged")),
             "revisited-variables" => Err(Fallback("revisited-variables")),
+            "revisited-state" => Err(Fallback("revisited-state")),
             "stale-data" => Err(Fallback("stale-data")),
             _ => Err(Fallback("page")),
         }
