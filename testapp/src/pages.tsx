@@ -139,22 +139,21 @@ export function SoloPage() {
   const params = usePageParams();
   const reload = useRouteReloadCounter();
   const panelId = Number(params.search.get('panelId'));
+  // Grafana's solo page loads its route again for every new location (the kept scene,
+  // activated again), not only for a new routeReloadCounter.
   const { scene, error } = useMemo(() => {
     const def = dash && findPanel(dash, panelId);
     if (!dash || !def) {
       return { error: dash ? 'Panel not found' : 'Dashboard not found' };
     }
     return { scene: keptScene(`d-solo/${dash.uid}/${panelId}`, params, () => soloScene(dash, def, params)) };
-    // A changed query string keeps the scene: useUrlSync applies it.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [dash, panelId, reload]);
-  useUrlSync(scene, params);
+  }, [dash, panelId, reload, params]);
   if (!scene) {
     return <Message text={error ?? 'Panel not found'} />;
   }
   return (
     <div style={{ height: '100vh', width: '100vw', display: 'flex', overflow: 'hidden' }}>
-      <scene.Component model={scene} key={reload} />
+      <scene.Component model={scene} key={`${reload}?${params.search}`} />
     </div>
   );
 }
