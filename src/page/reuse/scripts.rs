@@ -47,8 +47,10 @@ pub(super) const NAVIGATE_JS: &str = r#"((o) => {
   return {verdict: 'ok', setsBefore, path: o.target};
 })"#;
 
-/// Waits until the app shows the new route: the location, a scene activated after the
-/// navigation, and (where the scene names it) the dashboard's uid.
+/// Waits until the app shows the new route: on the dashboard's route, a scene activated after
+/// the navigation, and (where the scene names it) the dashboard's uid. A scene the app kept
+/// from an earlier render is refreshed, or refused when it could still show that render's
+/// state (`revisited-variables`, `revisited-state`).
 pub(super) const PROOF_JS: &str = r#"(async (o) => {
   const w = window;
   const t0 = performance.now();
