@@ -120,12 +120,23 @@ async fn csv_errors_are_clear_and_leave_no_files() {
     );
     h.stub.allow_key(RENDER_KEY);
     h.stop().await;
+    // Directories of this process: other tests running in it at the same moment may still be
+    // downloading (`cargo test` runs tests on threads), so a directory counts as left behind
+    // only if it is still there after theirs would have finished.
     let ours = format!("grender-csv-{}-", std::process::id());
-    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&ours))
-        .collect();
+    let left = || -> Vec<_> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&ours))
+            .map(|e| e.file_name())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !left().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let left = left();
     assert!(
         left.is_empty(),
         "download directories left behind: {left:?}"

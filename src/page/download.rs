@@ -143,6 +143,7 @@ impl Download {
                     .build()
                     .map_err(|e| RenderError::cdp("cancelling the CSV download", e))?;
                 let _ = self.browser.cdp.execute(cancel).await;
+                self.until_settled(&begun.guid).await;
                 return Err(too_large(size as u64, max_bytes));
             }
             match ev.state {
@@ -156,6 +157,25 @@ impl Download {
                 DownloadProgressState::InProgress => continue,
             }
         }
+    }
+}
+
+/// Longest wait for Chromium to finish with a cancelled download's files.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Download {
+    /// Waits (at most [`SETTLE`]) until Chromium reports download `guid` cancelled or
+    /// completed: until then it may still write into the directory, and a file it creates
+    /// while the directory is being removed would leave the directory behind.
+    async fn until_settled(&mut self, guid: &str) {
+        let settled = async {
+            while let Some(ev) = self.progress.next().await {
+                if ev.guid == guid && ev.state != DownloadProgressState::InProgress {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(SETTLE, settled).await;
     }
 }
 
@@ -183,15 +203,24 @@ impl Download {
 
 impl Drop for Download {
     /// A render abandoned before `finish` (an error, its deadline) still forbids downloads.
+    /// The directory goes with the `TempDir`; should Chromium have written into it meanwhile
+    /// (a download ending just then), it is removed again a moment later.
     fn drop(&mut self) {
-        let Some(deny) = self.denial.take() else {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let browser = self.browser.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        if let Some(deny) = self.denial.take() {
+            let browser = self.browser.clone();
             rt.spawn(async move {
                 let _ = browser.cdp.execute(deny).await;
             });
         }
+        let dir = self.dir.path().to_path_buf();
+        rt.spawn(async move {
+            tokio::time::sleep(SETTLE).await;
+            if tokio::fs::try_exists(&dir).await.unwrap_or(false) {
+                let _ = tokio::fs::remove_dir_all(&dir).await;
+            }
+        });
     }
 }
