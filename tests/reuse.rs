@@ -31,6 +31,28 @@ fn reuse_count(h: &Harness, outcome: &str, reason: &str) -> u64 {
     ))
 }
 
+/// [`render_as`], expecting a picture.
+async fn render_ok(
+    h: &Harness,
+    key: &str,
+    target: &str,
+    params: &[(&str, &str)],
+) -> common::Rendered {
+    let r = render_as(h, key, target, params).await;
+    assert_eq!(r.status, 200, "{target}: {}", r.text());
+    r
+}
+
+/// Asserts the reuse counter with these labels; shows every metric when it differs.
+fn assert_reuse(h: &Harness, outcome: &str, reason: &str, expected: u64) {
+    assert_eq!(
+        reuse_count(h, outcome, reason),
+        expected,
+        "{}",
+        h.service.metrics_text()
+    );
+}
+
 /// A fixed time range (deterministic data), as Grafana's render URLs carry.
 const FROM: &str = "1764547200000";
 const TO: &str = "1764568800000";
@@ -254,8 +276,8 @@ async fn reused_apps_draw_the_same_pictures_as_cold_renders() {
     // of the viewer reuses it, but for the `repeat` dashboard shown again (5): its kept
     // scene's query variable would keep the options of its first visit.
     assert_eq!(fallbacks, 0, "{}", h.service.metrics_text());
-    assert_eq!(reuse_count(&h, "fallback", "revisited-variables"), 1);
-    assert_eq!(reuse_count(&h, "cold", "no-app"), 3);
+    assert_reuse(&h, "fallback", "revisited-variables", 1);
+    assert_reuse(&h, "cold", "no-app", 3);
     assert_eq!(
         reused,
         corpus.len() as u64 - 4,
@@ -528,20 +550,14 @@ async fn a_panel_shown_again_asks_for_data_of_now() {
     .enumerate()
     {
         let before = h.stub.seen_at("/api/ds/query").len();
-        let r = render_as(&h, &viewer, &panel(id), &params).await;
-        assert_eq!(r.status, 200, "{i}: {}", r.text());
+        render_ok(&h, &viewer, &panel(id), &params).await;
         assert!(
             h.stub.seen_at("/api/ds/query").len() > before,
             "render {i} (panel {id}) asked Grafana for no data"
         );
     }
     // Both later renders used the app; the last one showed the scene kept from the first.
-    assert_eq!(
-        reuse_count(&h, "reused", ""),
-        2,
-        "{}",
-        h.service.metrics_text()
-    );
+    assert_reuse(&h, "reused", "", 2);
     h.stop().await;
 }
 
@@ -567,18 +583,12 @@ async fn apps_that_carry_a_dashboards_state_to_the_next_are_never_kept() {
             "{}&toggles={toggles}",
             kinds_panel(&h, app::KINDS_TIMESERIES)
         );
-        let r = render_as(&h, &jwt(7, 600 + i as i64, TOKEN), &target, &params).await;
-        assert_eq!(r.status, 200, "{i}: {}", r.text());
+        render_ok(&h, &jwt(7, 600 + i as i64, TOKEN), &target, &params).await;
     }
     // The first two found no app (the first one's was not kept); the third boots one, which
     // the fourth reuses.
-    assert_eq!(
-        reuse_count(&h, "cold", "no-app"),
-        3,
-        "{}",
-        h.service.metrics_text()
-    );
-    assert_eq!(reuse_count(&h, "reused", ""), 1);
+    assert_reuse(&h, "cold", "no-app", 3);
+    assert_reuse(&h, "reused", "", 1);
     h.stop().await;
 }
 
@@ -594,17 +604,13 @@ async fn a_page_without_kiosk_never_gets_an_app_left_in_kiosk_mode() {
     let kiosk = h.stub.url(&format!("/d/{}/x?kiosk&{range}", app::KINDS));
     let plain = h.stub.url(&format!("/d/{}/x?{range}", app::KINDS));
     for target in [&kiosk, &kiosk] {
-        let r = render_as(&h, &viewer, target, &params).await;
-        assert_eq!(r.status, 200, "{}", r.text());
+        render_ok(&h, &viewer, target, &params).await;
     }
-    assert_eq!(reuse_count(&h, "reused", ""), 1);
+    assert_reuse(&h, "reused", "", 1);
     // Grafana's chrome stays in kiosk mode once a URL asked for it: the viewer's kiosk app
     // would draw this page without the dashboard's header and controls.
-    let warm = render_as(&h, &viewer, &plain, &params).await;
-    assert_eq!(warm.status, 200, "{}", warm.text());
-    let cold = render_as(&h, RENDER_KEY, &plain, &params).await;
-    assert_eq!(cold.status, 200, "{}", cold.text());
-    let (warm, cold) = (warm.png(), cold.png());
+    let warm = render_ok(&h, &viewer, &plain, &params).await.png();
+    let cold = render_ok(&h, RENDER_KEY, &plain, &params).await.png();
     assert!(
         differing(&warm, &cold, 2) == 0,
         "the page without kiosk was drawn like a kiosk page"
@@ -625,23 +631,15 @@ async fn a_kept_scene_never_shows_what_an_earlier_url_set() {
             .url(&format!("/d-solo/{}/x?panelId={id}{query}", app::KINDS))
     };
     let range = format!("&from={FROM}&to={TO}");
-    let first = render_as(&h, &viewer, &panel(app::KINDS_TIMESERIES, &range), &params).await;
-    let other = render_as(&h, &viewer, &panel(app::KINDS_STAT, &range), &params).await;
+    let first = render_ok(&h, &viewer, &panel(app::KINDS_TIMESERIES, &range), &params).await;
+    render_ok(&h, &viewer, &panel(app::KINDS_STAT, &range), &params).await;
     // The panel again, with the dashboard's own time range (no from/to in the URL): the
     // scene the app kept still has the first request's range.
-    let again = render_as(&h, &viewer, &panel(app::KINDS_TIMESERIES, ""), &params).await;
-    for r in [&first, &other, &again] {
-        assert_eq!(r.status, 200, "{}", r.text());
-    }
+    let again = render_ok(&h, &viewer, &panel(app::KINDS_TIMESERIES, ""), &params).await;
     assert!(
         differing(&first.png(), &again.png(), 2) > 1000,
         "the panel was drawn over the earlier request's time range"
     );
-    assert_eq!(
-        reuse_count(&h, "fallback", "revisited-state"),
-        1,
-        "{}",
-        h.service.metrics_text()
-    );
+    assert_reuse(&h, "fallback", "revisited-state", 1);
     h.stop().await;
 }

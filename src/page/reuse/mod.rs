@@ -96,18 +96,12 @@ pub(crate) fn plan(req: &RenderRequest, enabled: bool, viewer: Option<&str>) -> 
     let Some(base) = app_base(url.path()) else {
         return Plan::Cold("page");
     };
+    // Absent (null) and empty differ: `?kiosk` asks for kiosk mode.
     let param = |name: &str| {
         url.query_pairs()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
     };
-    // Grafana's chrome enters kiosk mode when a URL asks for it and never leaves it by itself:
-    // an app that showed a kiosk page would draw the next page without Grafana's chrome.
-    let kiosk = url
-        .query_pairs()
-        .find(|(k, _)| k == "kiosk")
-        .map(|(_, v)| v.into_owned());
     let key = serde_json::json!([
         url.origin().ascii_serialization(),
         base,
@@ -115,7 +109,9 @@ pub(crate) fn plan(req: &RenderRequest, enabled: bool, viewer: Option<&str>) -> 
         viewer,
         param("theme"),
         param("orgId"),
-        kiosk,
+        // Grafana's chrome enters kiosk mode when a URL asks for it and never leaves it by
+        // itself: an app that showed a kiosk page would draw the next one without its chrome.
+        param("kiosk"),
         req.accept_language,
     ]);
     Plan::Key(AppKey(key.to_string()))
@@ -270,7 +266,9 @@ pub(crate) async fn first_park(page: &Page, key: &AppKey, url: &str) -> Option<P
         booted: Instant::now(),
         renders: 1,
         heap_baseline: heap,
-        url_keys: url_keys(url),
+        url_keys: url::Url::parse(url)
+            .map(|u| url_keys(&u))
+            .unwrap_or_default(),
     };
     Some(ParkedApp {
         key: key.0.clone(),
@@ -427,7 +425,7 @@ pub(crate) async fn navigate(
     let nav = serde_json::json!({"marker": state.marker, "target": target, "hash": hash});
     let uid = dashboard_uid(url.path(), &base);
     let route = dashboard_route(url.path(), &base);
-    let keys = url_keys(&req.url);
+    let keys = url_keys(&url);
     // A scene Grafana kept shows this request's state only where this URL names it.
     let pinned = state.url_keys.is_subset(&keys);
     state.url_keys.extend(keys);
@@ -514,10 +512,8 @@ fn dashboard_route(path: &str, base: &str) -> Option<String> {
 }
 
 /// The names of `url`'s query parameters.
-fn url_keys(url: &str) -> std::collections::BTreeSet<String> {
-    url::Url::parse(url)
-        .map(|u| u.query_pairs().map(|(k, _)| k.into_owned()).collect())
-        .unwrap_or_default()
+fn url_keys(url: &url::Url) -> std::collections::BTreeSet<String> {
+    url.query_pairs().map(|(k, _)| k.into_owned()).collect()
 }
 
 /// The uid in a `/d/<uid>/…` or `/d-solo/<uid>/…` path after Grafana's sub-path `base`.
