@@ -143,7 +143,6 @@ impl Download {
                     .build()
                     .map_err(|e| RenderError::cdp("cancelling the CSV download", e))?;
                 let _ = self.browser.cdp.execute(cancel).await;
-                self.until_settled(&begun.guid).await;
                 return Err(too_large(size as u64, max_bytes));
             }
             match ev.state {
@@ -160,24 +159,8 @@ impl Download {
     }
 }
 
-/// Longest wait for Chromium to finish with a cancelled download's files.
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
-
-impl Download {
-    /// Waits (at most [`SETTLE`]) until Chromium reports download `guid` cancelled or
-    /// completed: until then it may still write into the directory, and a file it creates
-    /// while the directory is being removed would leave the directory behind.
-    async fn until_settled(&mut self, guid: &str) {
-        let settled = async {
-            while let Some(ev) = self.progress.next().await {
-                if ev.guid == guid && ev.state != DownloadProgressState::InProgress {
-                    return;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(SETTLE, settled).await;
-    }
-}
+/// When a download's directory is looked at again after the render (see `Drop`).
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn too_large(size: u64, max: u64) -> RenderError {
     RenderError::TooLarge(format!(
@@ -203,24 +186,26 @@ impl Download {
 
 impl Drop for Download {
     /// A render abandoned before `finish` (an error, its deadline) still forbids downloads.
-    /// The directory goes with the `TempDir`; should Chromium have written into it meanwhile
-    /// (a download ending just then), it is removed again a moment later.
+    /// The directory goes with the `TempDir`, but Chromium may still be finishing with a
+    /// download (one cancelled for its size) and create it again: it is removed once more a
+    /// moment later, on a thread of its own so that it happens even when the runtime stops.
     fn drop(&mut self) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if let Some(deny) = self.denial.take() {
+        if let Some(deny) = self.denial.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
             let browser = self.browser.clone();
             rt.spawn(async move {
                 let _ = browser.cdp.execute(deny).await;
             });
         }
         let dir = self.dir.path().to_path_buf();
-        rt.spawn(async move {
-            tokio::time::sleep(SETTLE).await;
-            if tokio::fs::try_exists(&dir).await.unwrap_or(false) {
-                let _ = tokio::fs::remove_dir_all(&dir).await;
-            }
-        });
+        let _ = std::thread::Builder::new()
+            .name("grender-csv-cleanup".into())
+            .spawn(move || {
+                std::thread::sleep(RECHECK);
+                if dir.exists() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            });
     }
 }
